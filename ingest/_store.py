@@ -1,0 +1,205 @@
+"""The database adapter: writes one :class:`~ingest._batch.Batch` per transaction, idempotently.
+
+Readings go by binary COPY into a per-connection temporary staging table, then
+``INSERT … SELECT … ON CONFLICT DO NOTHING`` into ``readings`` (primary key ``(series_id, ts)``), so a
+redelivered or replayed reading is skipped rather than duplicated. In the same transaction the store
+appends the change log (``reading_changes``) that aggregation jobs use as their dirty-range source,
+writes quarantine records, device metadata from birth messages, and per-device session status.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from ingest._batch import Batch, RowKey
+from ingest.errors import StorageUnavailableError
+from schemas import METRICS
+
+logger = logging.getLogger(__name__)
+
+_STAGE_DDL: Final = """
+CREATE TEMP TABLE IF NOT EXISTS readings_stage (
+    series_id integer, ts timestamptz, value double precision, quality smallint
+) ON COMMIT DELETE ROWS"""
+_BIRTH_FIELDS: Final = ("kind", "carrier", "metering_level", "site", "role", "profile", "firmware",
+                        "register_max", "multiplier", "rated_power_kw")
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What one committed batch did."""
+
+    staged: int
+    stored: int
+    quarantined_messages: int
+
+    @property
+    def duplicates(self) -> int:
+        """Readings skipped because an identical (series, ts) row was already stored."""
+        return self.staged - self.stored
+
+
+@dataclass(slots=True)
+class ReadingStore:
+    """Owns one async connection and the (park, device, metric) → series_id cache.
+
+    Connection failures surface as :class:`StorageUnavailableError`; the caller retries the same batch
+    with backoff, which is safe because every write is idempotent and nothing was acknowledged yet.
+    """
+
+    database_url: str
+    _conn: psycopg.AsyncConnection[Any] | None = None
+    _series: dict[RowKey, int] = field(default_factory=dict)
+
+    async def connect(self) -> None:
+        """Open the connection (if closed) and create the session's staging table."""
+        if self._conn is not None and not self._conn.closed:
+            return
+        try:
+            self._conn = await psycopg.AsyncConnection.connect(self.database_url, autocommit=False,
+                                                                application_name="parkpulse-ingest")
+            async with self._conn.transaction():
+                await self._conn.execute(_STAGE_DDL)
+        except psycopg.OperationalError as exc:
+            self._conn = None
+            raise StorageUnavailableError(f"cannot connect to the database: {exc}") from exc
+
+    async def close(self) -> None:
+        """Close the connection; safe to call twice."""
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    async def write(self, batch: Batch) -> WriteResult:
+        """Commit everything in ``batch`` in one transaction and return what was stored."""
+        await self.connect()
+        assert self._conn is not None
+        conn = self._conn
+        try:
+            await self._resolve_series(conn, batch)
+            async with conn.transaction():
+                if batch.births:
+                    await self._upsert_births(conn, batch)
+                staged, stored = await self._write_readings(conn, batch)
+                if batch.quarantine:
+                    await self._write_quarantine(conn, batch)
+                if batch.activity:
+                    await self._write_activity(conn, batch)
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            await self._drop_connection()
+            raise StorageUnavailableError(f"batch not committed: {exc}") from exc
+        except psycopg.errors.AdminShutdown as exc:
+            await self._drop_connection()
+            raise StorageUnavailableError(f"database shut down: {exc}") from exc
+        return WriteResult(staged=staged, stored=stored, quarantined_messages=len(batch.quarantine))
+
+    async def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await conn.close()
+            except psycopg.Error:
+                logger.debug("ignoring error while closing a broken connection", exc_info=True)
+
+    async def _resolve_series(self, conn: psycopg.AsyncConnection[Any], batch: Batch) -> None:
+        """Give every new (park, device, metric) a series id, registering parks and devices on first sight.
+
+        Runs in its own short transaction before the batch so the cache only ever holds committed ids.
+        """
+        missing = [k for k in batch.rows if k not in self._series]
+        missing_devices = {(k.park_id, k.device_id) for k in missing} | set(batch.births) | {
+            k for k in batch.activity}
+        if not missing and not missing_devices:
+            return
+        async with conn.transaction(), conn.cursor() as cur:
+            parks = sorted({p for p, _ in missing_devices})
+            await cur.executemany(
+                "INSERT INTO parks (park_id) VALUES (%s) ON CONFLICT (park_id) DO NOTHING", [(p,) for p in parks])
+            await cur.executemany(
+                "INSERT INTO devices (park_id, device_id) VALUES (%s, %s) ON CONFLICT (park_id, device_id) DO NOTHING",
+                sorted(missing_devices))
+            if missing:
+                await cur.executemany(
+                    """INSERT INTO series (device_key, metric, unit)
+                       SELECT device_key, %s, %s FROM devices WHERE park_id = %s AND device_id = %s
+                       ON CONFLICT (device_key, metric) DO NOTHING""",
+                    [(k.metric, METRICS[k.metric].unit, k.park_id, k.device_id) for k in missing])
+                await cur.execute(
+                    """SELECT d.park_id, d.device_id, s.metric, s.series_id
+                       FROM series s JOIN devices d USING (device_key)
+                       WHERE (d.park_id, d.device_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))""",
+                    ([k.park_id for k in missing], [k.device_id for k in missing]))
+                found = {RowKey(p, d, m): sid for p, d, m, sid in await cur.fetchall()}
+                self._series.update(found)
+
+    async def _write_readings(self, conn: psycopg.AsyncConnection[Any], batch: Batch) -> tuple[int, int]:
+        if not batch.rows:
+            return 0, 0
+        staged = 0
+        async with conn.cursor() as cur:
+            async with cur.copy("COPY readings_stage (series_id, ts, value, quality) FROM STDIN (FORMAT BINARY)") as cp:
+                cp.set_types(["int4", "timestamptz", "float8", "int2"])
+                series = self._series
+                for key, rows in batch.rows.items():
+                    sid = series[key]
+                    for ts, value, quality in rows:
+                        await cp.write_row((sid, ts, value, quality))
+                    staged += len(rows)
+            await cur.execute(
+                "INSERT INTO readings (series_id, ts, value, quality) "
+                "SELECT series_id, ts, value, quality FROM readings_stage ON CONFLICT DO NOTHING")
+            stored = max(cur.rowcount, 0)
+            if stored:
+                await cur.execute(
+                    """INSERT INTO reading_changes (series_id, ts_min, ts_max, n_rows)
+                       SELECT series_id, min(ts), max(ts), count(*) FROM readings_stage GROUP BY series_id""")
+        return staged, stored
+
+    async def _write_quarantine(self, conn: psycopg.AsyncConnection[Any], batch: Batch) -> None:
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                """INSERT INTO quarantine (received_at, source, topic, park_id, device_id, reason, detail,
+                                          n_rejected, n_accepted, raw)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                [(q.received_at, q.source, q.topic, q.park_id, q.device_id, q.reason, q.detail, q.n_rejected,
+                  q.n_accepted, q.raw) for q in batch.quarantine])
+
+    async def _upsert_births(self, conn: psycopg.AsyncConnection[Any], batch: Batch) -> None:
+        params = []
+        for (park, device), birth in batch.births.items():
+            extra = {k: v for k, v in birth.items() if k not in _BIRTH_FIELDS and k not in ("v", "device", "sent_at")}
+            params.append((birth.get("kind"), birth.get("carrier"), birth.get("metering_level"), birth.get("site"),
+                           birth.get("role"), birth.get("profile"), birth.get("firmware"), birth.get("register_max"),
+                           birth.get("multiplier", 1.0), birth.get("rated_power_kw"), Jsonb(extra), park, device))
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                """UPDATE devices SET kind = %s, carrier = %s, metering_level = %s, site_id = %s, role = %s,
+                       profile = %s, firmware = %s, register_max = %s, multiplier = %s, rated_power_kw = %s,
+                       metadata = %s, birth_at = now()
+                   WHERE park_id = %s AND device_id = %s""", params)
+
+    async def _write_activity(self, conn: psycopg.AsyncConnection[Any], batch: Batch) -> None:
+        params: list[tuple[Any, ...]] = []
+        for (park, device), act in batch.activity.items():
+            params.append((act.last_seen_at, act.last_reading_ts, act.last_seq, act.clock_offset_s, act.online,
+                           act.backlog, act.status_at, park, device))
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                """INSERT INTO device_status AS s (device_key, last_seen_at, last_reading_ts, last_seq,
+                                                  clock_offset_s, online, backlog, status_at)
+                   SELECT device_key, %s, %s, %s, %s, coalesce(%s, true), %s, %s FROM devices
+                   WHERE park_id = %s AND device_id = %s
+                   ON CONFLICT (device_key) DO UPDATE SET
+                       last_seen_at = GREATEST(s.last_seen_at, EXCLUDED.last_seen_at),
+                       last_reading_ts = GREATEST(s.last_reading_ts, EXCLUDED.last_reading_ts),
+                       last_seq = GREATEST(s.last_seq, EXCLUDED.last_seq),
+                       clock_offset_s = coalesce(EXCLUDED.clock_offset_s, s.clock_offset_s),
+                       online = CASE WHEN EXCLUDED.status_at IS NOT NULL THEN EXCLUDED.online ELSE true END,
+                       backlog = coalesce(EXCLUDED.backlog, s.backlog),
+                       status_at = coalesce(EXCLUDED.status_at, s.status_at)""", params)
+

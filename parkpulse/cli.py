@@ -1,0 +1,92 @@
+"""The ``parkpulse`` command line: one sub-command per service or job.
+
+Heavy imports happen inside the commands so ``parkpulse --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from parkpulse.logconfig import configure_logging
+from parkpulse.services import services_app
+
+app = typer.Typer(name="parkpulse", help="ParkPulse: energy and carbon metering for industrial parks.",
+                  no_args_is_help=True, pretty_exceptions_show_locals=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+schema_app = typer.Typer(help="Message contracts.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=True)
+app.add_typer(services_app, name="services", help="Start, stop and inspect local Mosquitto and TimescaleDB.")
+app.add_typer(db_app, name="db")
+app.add_typer(schema_app, name="schema")
+app.add_typer(bench_app, name="bench")
+
+
+@db_app.command("migrate")
+def db_migrate(
+    database_url: Annotated[str | None, typer.Option(help="Database URL (default: settings)")] = None,
+) -> None:
+    """Apply pending SQL migrations (recorded; safe to re-run)."""
+    from parkpulse.db import migrate
+    from parkpulse.settings import ServiceSettings
+
+    configure_logging()
+    url = database_url or ServiceSettings().database_url  # type: ignore[call-arg]
+    applied = migrate(url)
+    typer.echo(f"applied: {', '.join(applied)}" if applied else "database schema is up to date")
+
+
+@schema_app.command("export")
+def schema_export(
+    out: Annotated[Path | None, typer.Option(help="Directory for one JSON Schema file per payload")] = None,
+) -> None:
+    """Print (or write) the JSON Schema of every MQTT payload, for device vendors."""
+    from schemas import payload_json_schemas
+
+    schemas = payload_json_schemas()
+    if out is None:
+        typer.echo(json.dumps(schemas, indent=2, ensure_ascii=False))
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for name, schema in schemas.items():
+        path = out / f"parkpulse-{name}-v1.schema.json"
+        path.write_text(json.dumps(schema, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        typer.echo(f"wrote {path}")
+
+
+@app.command("ingest")
+def ingest(
+    client_id: Annotated[str | None, typer.Option(help="Stable MQTT client id of this instance")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Prometheus endpoint port (-1: off)")] = None,
+    park: Annotated[str | None, typer.Option(help="Only ingest this park's topics")] = None,
+    migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate", help="Apply migrations first")] = True,
+) -> None:
+    """Run an ingest instance: MQTT shared subscription → validated, idempotent batches in TimescaleDB."""
+    from ingest import IngestSettings, run_ingest
+    from parkpulse.db import migrate
+
+    overrides: dict[str, object] = {}
+    if client_id:
+        overrides["client_id"] = client_id
+    if metrics_port is not None:
+        overrides["metrics_port"] = metrics_port
+    if park:
+        overrides["park_filter"] = park
+    settings = IngestSettings(**overrides)  # type: ignore[arg-type]
+    configure_logging(settings.log_level)
+    if migrate_first:
+        migrate(settings.database_url)
+    asyncio.run(run_ingest(settings))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Errors raised by the contract layer.
+
+Hierarchy::
+
+    SchemaError
+    ├── InvalidTopicError        the topic does not follow the ParkPulse grammar
+    ├── UnknownMetricError       a metric name that is not in the registry
+    └── UnitError                a unit that is unknown or does not fit the metric
+
+Rejected *payloads* are not exceptions: decoding returns :class:`schemas.Rejection` records so one bad
+reading never hides the good ones next to it.
+"""
+
+from __future__ import annotations
+
+
+class SchemaError(Exception):
+    """Base class for every error of the ``schemas`` package."""
+
+
+class InvalidTopicError(SchemaError):
+    """The MQTT topic does not follow ``parkpulse/v1/{park}/{device}/{kind}``."""
+
+    def __init__(self, topic: str, reason: str) -> None:
+        super().__init__(f"invalid topic {topic!r}: {reason}")
+        self.topic = topic
+        self.reason = reason
+
+
+class UnknownMetricError(SchemaError):
+    """The metric name is not registered in :data:`schemas.METRICS`."""
+
+    def __init__(self, metric: str) -> None:
+        super().__init__(f"unknown metric {metric!r}")
+        self.metric = metric
+
+
+class UnitError(SchemaError):
+    """The unit is unknown, or has a different dimension than the metric's canonical unit."""
+
+    def __init__(self, unit: str, reason: str) -> None:
+        super().__init__(f"unit {unit!r}: {reason}")
+        self.unit = unit
+        self.reason = reason

@@ -1,0 +1,3 @@
+"""Root test configuration: fixtures that start real services live in ``tests/fixtures``."""
+
+pytest_plugins = ["tests.fixtures.services"]
