@@ -156,8 +156,9 @@ class ReadingStore:
             stored = max(cur.rowcount, 0)
             if stored:
                 await cur.execute(
-                    """INSERT INTO reading_changes (series_id, ts_min, ts_max, n_rows)
-                       SELECT series_id, min(ts), max(ts), count(*) FROM readings_stage GROUP BY series_id""")
+                    """INSERT INTO reading_changes (series_id, ts_min, ts_max, n_rows, committed_at)
+                       SELECT series_id, min(ts), max(ts), count(*), clock_timestamp()
+                       FROM readings_stage GROUP BY series_id""")
         return staged, stored
 
     async def _write_quarantine(self, conn: psycopg.AsyncConnection[Any], batch: Batch) -> None:

@@ -14,6 +14,7 @@ import typer
 
 from parkpulse.logconfig import configure_logging
 from parkpulse.services import services_app
+from simulators import simulate
 
 app = typer.Typer(name="parkpulse", help="ParkPulse: energy and carbon metering for industrial parks.",
                   no_args_is_help=True, pretty_exceptions_show_locals=False)
@@ -24,6 +25,7 @@ app.add_typer(services_app, name="services", help="Start, stop and inspect local
 app.add_typer(db_app, name="db")
 app.add_typer(schema_app, name="schema")
 app.add_typer(bench_app, name="bench")
+app.command("simulate")(simulate)
 
 
 @db_app.command("migrate")
@@ -81,6 +83,44 @@ def ingest(
     if migrate_first:
         migrate(settings.database_url)
     asyncio.run(run_ingest(settings))
+
+
+@app.command("demo")
+def demo(
+    duration: Annotated[str, typer.Option(help="Simulated span ending now (15m, 2h, 1d)")] = "1d",
+    speed: Annotated[float, typer.Option(help="Simulated seconds per wall second (1440: a day a minute)")] = 1440.0,
+    meters: Annotated[int | None, typer.Option(help="Extra level-3 meters (park size)")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 1,
+) -> None:
+    """Run a simulated park end to end on local services and print what was stored."""
+    from rich.console import Console
+
+    from parkpulse.demo import print_result, run_demo
+    from simulators import load_scenario
+
+    configure_logging("WARNING")
+    console = Console()
+    scenario = load_scenario().with_overrides(extra_meters=meters, duplicate_message_rate=0.01,
+                                              malformed_message_rate=0.005)
+    result = asyncio.run(run_demo(scenario, duration=duration, speed=speed, seed=seed, console=console))
+    print_result(result, console)
+    if not result.complete:
+        raise typer.Exit(1)
+
+
+@bench_app.command("ingest", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench_ingest(ctx: typer.Context) -> None:
+    """MQTT → ingest → TimescaleDB throughput and latency vs the COPY ceiling and a naive consumer.
+
+    Options are passed to scripts/bench_ingest.py (--rate, --duration, --instances, --per-message ...).
+    """
+    import runpy
+
+    from parkpulse.paths import project_root
+
+    script = project_root() / "scripts" / "bench_ingest.py"
+    module = runpy.run_path(str(script), run_name="parkpulse_bench_ingest")
+    module["main"](list(ctx.args))
 
 
 def main() -> None:
