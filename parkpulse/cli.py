@@ -114,13 +114,13 @@ def bench_ingest(ctx: typer.Context) -> None:
 
     Options are passed to scripts/bench_ingest.py (--rate, --duration, --instances, --per-message ...).
     """
-    import runpy
+    import subprocess
+    import sys
 
     from parkpulse.paths import project_root
 
     script = project_root() / "scripts" / "bench_ingest.py"
-    module = runpy.run_path(str(script), run_name="parkpulse_bench_ingest")
-    module["main"](list(ctx.args))
+    raise typer.Exit(subprocess.call([sys.executable, str(script), *ctx.args]))  # noqa: S603
 
 
 def main() -> None:

@@ -74,6 +74,19 @@ def applied_migrations(conn: psycopg.Connection) -> dict[int, str]:
         return {int(v): str(h) for v, h in cur.fetchall()}
 
 
+def _enable_timescaledb(conn: psycopg.Connection) -> None:
+    """Create the TimescaleDB extension when the server offers it; plain PostgreSQL works without it."""
+    row = conn.execute(
+        "SELECT installed_version IS NOT NULL, true FROM pg_available_extensions WHERE name = 'timescaledb'"
+    ).fetchone()
+    if row is None or row[0]:
+        return
+    try:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+    except psycopg.errors.InsufficientPrivilege:
+        logger.warning("TimescaleDB is available but this role may not create it; readings stays a plain table")
+
+
 def migrate(conninfo: str) -> list[str]:
     """Apply every pending migration to the database at ``conninfo``; return the names applied."""
     applied_now: list[str] = []
@@ -81,6 +94,7 @@ def migrate(conninfo: str) -> list[str]:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
         try:
             conn.execute(_CREATE_LEDGER)
+            _enable_timescaledb(conn)
             done = applied_migrations(conn)
             for mig in available_migrations():
                 recorded = done.get(mig.version)
