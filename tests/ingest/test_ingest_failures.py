@@ -116,3 +116,22 @@ async def test_database_outage_holds_acks_and_loses_nothing(database_url, mqtt_u
     finally:
         await proxy.close()
     assert service.metrics.readings_stored == 200
+
+
+async def test_broker_restart_reconnects_and_loses_nothing(database_url, private_broker, park_id, db_conn):
+    start = minute_floor(utcnow()) - timedelta(hours=4)
+    topic = build_topic(park_id, "m-1")
+    before = [(topic, readings_payload("m-1", i, start + timedelta(minutes=10 * i), 10)) for i in range(5)]
+    after = [(topic, readings_payload("m-1", i, start + timedelta(minutes=10 * i), 10)) for i in range(5, 12)]
+    settings = ingest_settings(database_url, private_broker.url, park_id, backoff_initial_s=0.1, backoff_max_s=0.5)
+    async with IngestService(settings) as service:
+        await service.wait_subscribed()
+        await publish(private_broker.url, before)
+        assert await wait_until(lambda: count_readings(db_conn, park_id) == 50)
+        private_broker.stop()
+        assert await wait_until(lambda: not service.metrics.mqtt_connected)
+        private_broker.start()
+        assert await wait_until(lambda: service.metrics.mqtt_connected, timeout=30)
+        await publish(private_broker.url, after)
+        assert await wait_until(lambda: count_readings(db_conn, park_id) == 120, timeout=30)
+    assert service.metrics.broker_reconnects >= 1
