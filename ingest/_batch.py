@@ -153,17 +153,15 @@ class Batch:
         self.n_readings_valid += len(decoded.readings)
         park, device = address.park_id, address.device_id
         rows = self.rows
-        newest = None
-        for reading in decoded.readings:
-            key = RowKey(park, device, reading.metric)
-            bucket = rows.get(key)
+        buckets: dict[str, list[tuple[datetime, float, int]]] = {}  # this message's series, by metric
+        for metric, ts, value, quality in decoded.readings:
+            bucket = buckets.get(metric)
             if bucket is None:
-                bucket = rows[key] = []
-            bucket.append((reading.ts, reading.value, reading.quality))
-            if newest is None or reading.ts > newest:
-                newest = reading.ts
+                bucket = buckets[metric] = rows.setdefault(RowKey(park, device, metric), [])
+            bucket.append((ts, value, quality))
+        newest = max(r.ts for r in decoded.readings)
         act = self._activity(address, received_at)
-        if newest is not None and (act.last_reading_ts is None or newest > act.last_reading_ts):
+        if act.last_reading_ts is None or newest > act.last_reading_ts:
             act.last_reading_ts = newest
         if decoded.seq is not None and (act.last_seq is None or decoded.seq > act.last_seq):
             act.last_seq = decoded.seq

@@ -143,7 +143,11 @@ class Rejection:
 
 
 class ValidReading(NamedTuple):
-    """A reading that passed validation, value in the metric's canonical unit, ts in UTC."""
+    """A reading that passed validation: value in the metric's canonical unit, ``ts`` timezone-aware.
+
+    ``ts`` keeps the offset the device sent (an aware datetime is one instant whatever its offset; the
+    database stores it as UTC). Converting each reading here would cost more than the rest of validation.
+    """
 
     metric: str
     ts: datetime
@@ -202,6 +206,20 @@ def _reading_rejection(exc: ValidationError, index: int) -> Rejection:
     return Rejection(reason, _error_text(exc), index)
 
 
+def _unit_check(metric: str, unit: str) -> tuple[float, float, float] | tuple[RejectReason, str]:
+    """Conversion factor and physical range for a (metric, unit) pair, or why the pair is rejected."""
+    spec = METRICS.get(metric)
+    if spec is None:
+        return RejectReason.UNKNOWN_METRIC, f"metric {metric!r} is not registered"
+    try:
+        factor = conversion_factor(unit, spec.unit)
+    except UnitError as exc:
+        return RejectReason.UNIT_MISMATCH, f"{metric}: {exc}"
+    low = spec.min_value if spec.min_value is not None else -math.inf
+    high = spec.max_value if spec.max_value is not None else math.inf
+    return factor, low, high
+
+
 def _whole(result: DecodedMessage, reason: RejectReason, detail: str) -> DecodedMessage:
     result.rejections.append(Rejection(reason, detail))
     return result
@@ -251,8 +269,10 @@ def decode_readings(  # noqa: PLR0911, PLR0912, PLR0915 -- one flat pass: this i
         return _whole(result, RejectReason.TOO_MANY_READINGS, f"{len(items)} readings > limit {pol.max_readings}")
 
     latest, oldest = now + pol.max_future, max(now - pol.max_age, pol.earliest)
-    factors: dict[tuple[str, str], float] = {}
+    # (metric, unit) -> (factor, min, max) or a Rejection: one dict lookup per reading on the hot path
+    checks: dict[tuple[str, str], tuple[float, float, float] | tuple[RejectReason, str]] = {}
     accepted, rejected = result.readings, result.rejections
+    quality_codes, inf = _QUALITY_CODES, math.inf
     for index, item in enumerate(items):
         if not prevalidated:
             try:
@@ -260,19 +280,14 @@ def decode_readings(  # noqa: PLR0911, PLR0912, PLR0915 -- one flat pass: this i
             except ValidationError as exc:
                 rejected.append(_reading_rejection(exc, index))
                 continue
-        metric, unit, ts, value = item["metric"], item["unit"], item["ts"], item["value"]
-        spec = METRICS.get(metric)
-        if spec is None:
-            rejected.append(Rejection(RejectReason.UNKNOWN_METRIC, f"metric {metric!r} is not registered", index))
+        metric, unit, ts = item["metric"], item["unit"], item["ts"]
+        check = checks.get((metric, unit))
+        if check is None:
+            check = checks[(metric, unit)] = _unit_check(metric, unit)
+        if len(check) == 2:
+            rejected.append(Rejection(check[0], check[1], index))
             continue
-        key = (metric, unit)
-        factor = factors.get(key)
-        if factor is None:
-            try:
-                factor = factors[key] = conversion_factor(unit, spec.unit)
-            except UnitError as exc:
-                rejected.append(Rejection(RejectReason.UNIT_MISMATCH, f"{metric}: {exc}", index))
-                continue
+        factor, low, high = check
         if ts > latest:
             rejected.append(Rejection(RejectReason.FUTURE_TIMESTAMP,
                                       f"{ts.isoformat()} is more than {pol.max_future} ahead of {now.isoformat()}",
@@ -282,15 +297,12 @@ def decode_readings(  # noqa: PLR0911, PLR0912, PLR0915 -- one flat pass: this i
             rejected.append(Rejection(RejectReason.STALE_TIMESTAMP, f"{ts.isoformat()} is before {oldest.isoformat()}",
                                       index))
             continue
-        value = value * factor
-        if (spec.min_value is not None and value < spec.min_value) or (
-            spec.max_value is not None and value > spec.max_value
-        ) or not math.isfinite(value):
+        value = item["value"] * factor
+        if not low <= value <= high or value in (inf, -inf):
             rejected.append(Rejection(RejectReason.OUT_OF_RANGE,
-                                      f"{metric}={value} {spec.unit} outside [{spec.min_value}, {spec.max_value}]",
-                                      index))
+                                      f"{metric}={value} {METRICS[metric].unit} outside [{low}, {high}]", index))
             continue
-        accepted.append(ValidReading(metric, ts.astimezone(UTC), value, _QUALITY_CODES[item.get("quality", "good")]))
+        accepted.append(ValidReading(metric, ts, value, quality_codes[item.get("quality", "good")]))
     return result
 
 
