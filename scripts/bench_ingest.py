@@ -86,12 +86,19 @@ def _metric_value(port: int, name: str) -> float:
 
 
 # -- publisher process -------------------------------------------------------------------------------
-def _payload(device: str, seq: int, start: datetime, n: int) -> bytes:
-    base = seq * n * 0.25
-    readings = [{"ts": (start + timedelta(minutes=i)).isoformat(), "metric": "active_energy_import",
-                 "value": round(base + i * 0.25, 2), "unit": "kWh"} for i in range(n)]
-    return orjson.dumps({"v": 1, "device": device, "seq": seq, "sent_at": datetime.now(UTC).isoformat(),
-                         "readings": readings})
+class _Payloads:
+    """Builds readings messages fast: timestamp strings are formatted once, not once per reading."""
+
+    def __init__(self, origin: datetime, minutes: int) -> None:
+        self._stamps = [(origin + timedelta(minutes=m)).isoformat() for m in range(minutes)]
+
+    def build(self, device: str, seq: int, n: int) -> bytes:
+        first = seq * n
+        stamps = self._stamps[first:first + n]
+        readings = [{"ts": ts, "metric": "active_energy_import", "value": (first + i) * 0.25, "unit": "kWh"}
+                    for i, ts in enumerate(stamps)]
+        return orjson.dumps({"v": 1, "device": device, "seq": seq, "sent_at": datetime.now(UTC).isoformat(),
+                             "readings": readings})
 
 
 async def _publish(mqtt_url: str, devices: int, per_message: int, rate: float, duration: float,
@@ -101,6 +108,7 @@ async def _publish(mqtt_url: str, devices: int, per_message: int, rate: float, d
     n_messages = int(rate * duration / per_message)
     interval = per_message / rate
     log: list[tuple[int, int, float]] = []
+    payloads = _Payloads(origin, (n_messages // devices + 1) * per_message)
     async with aiomqtt.Client(ep.host, ep.port, protocol=aiomqtt.ProtocolVersion.V5, identifier="bench-publisher",
                               max_inflight_messages=1000) as client:
         client.pending_calls_threshold = 100_000
@@ -108,8 +116,7 @@ async def _publish(mqtt_url: str, devices: int, per_message: int, rate: float, d
         started = time.perf_counter()
         for k in range(n_messages):
             device, seq = k % devices, k // devices
-            start = origin + timedelta(minutes=seq * per_message)
-            payload = _payload(f"m-{device:04d}", seq, start, per_message)
+            payload = payloads.build(f"m-{device:04d}", seq, per_message)
             due = started + k * interval
             delay = due - time.perf_counter()
             if delay > 0:
@@ -149,7 +156,8 @@ async def _naive(mqtt_url: str, database_url: str, seconds: float, origin: datet
                 aiomqtt.Client(ep.host, ep.port, protocol=v5, identifier="bench-naive-pub") as pub:
             await sub.subscribe(topic, qos=1)
             pub.pending_calls_threshold = 100_000
-            payloads = [_payload("m-0000", seq, origin + timedelta(minutes=seq * 100), 100) for seq in range(2000)]
+            build = _Payloads(origin, 2000 * 100).build
+            payloads = [build("m-0000", seq, 100) for seq in range(2000)]
             publishing = asyncio.gather(*(pub.publish(topic, p, qos=1) for p in payloads))
             started = time.perf_counter()
             async for message in sub.messages:
@@ -192,14 +200,23 @@ def _copy_ceiling(database_url: str, rows: int, origin: datetime) -> float:
 
 
 # -- orchestration -----------------------------------------------------------------------------------
-def _start_ingest(index: int, database_url: str, mqtt_url: str, port: int,
+def _start_ingest(client_id: str, group: str, database_url: str, mqtt_url: str, port: int,
                   log_dir: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PARKPULSE_DATABASE_URL": database_url, "PARKPULSE_MQTT_URL": mqtt_url,
-           "PARKPULSE_SHARE_GROUP": "bench", "PARKPULSE_LOG_LEVEL": "WARNING"}
-    with (log_dir / f"ingest-{index}.log").open("ab") as log:
+           "PARKPULSE_SHARE_GROUP": group, "PARKPULSE_LOG_LEVEL": "WARNING"}
+    with (log_dir / f"{client_id}.log").open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "parkpulse.cli", "ingest", "--client-id", f"bench-ingest-{index}", "--park", PARK,
+            [sys.executable, "-m", "parkpulse.cli", "ingest", "--client-id", client_id, "--park", PARK,
              "--metrics-port", str(port), "--no-migrate"], env=env, stdout=log, stderr=log)
+
+
+async def _forget_sessions(mqtt_url: str, client_ids: list[str]) -> None:
+    """Delete the benchmark instances' persistent sessions, so no later run shares a group with a ghost."""
+    ep = parse_mqtt_url(mqtt_url)
+    for client_id in client_ids:
+        async with aiomqtt.Client(ep.host, ep.port, identifier=client_id, protocol=aiomqtt.ProtocolVersion.V5,
+                                  clean_start=True):
+            pass
 
 
 def _wait(predicate: object, timeout: float, what: str) -> None:
@@ -235,7 +252,10 @@ def run(args: argparse.Namespace) -> dict[str, float | int | str]:
           f"{args.per_message} readings = {expected:,} readings; {args.instances} ingest instance(s)", flush=True)
 
     ports = [_free_port() for _ in range(args.instances)]
-    procs = [_start_ingest(i, bench_url, mqtt_url, port, log_dir) for i, port in enumerate(ports)]
+    run_id = os.urandom(3).hex()
+    client_ids = [f"bench-ingest-{run_id}-{i}" for i in range(args.instances)]
+    procs = [_start_ingest(cid, f"bench-{run_id}", bench_url, mqtt_url, port, log_dir)
+             for cid, port in zip(client_ids, ports, strict=True)]
     try:
         _wait(lambda: all(_healthy(p) for p in ports), 60, "ingest instances")
         publog = str(log_dir / "publish-log.json")
@@ -259,6 +279,7 @@ def run(args: argparse.Namespace) -> dict[str, float | int | str]:
             proc.send_signal(signal.SIGTERM)
         for proc in procs:
             proc.wait(timeout=60)
+        asyncio.run(_forget_sessions(mqtt_url, client_ids))
 
     log = orjson.loads(Path(publog).read_bytes())
     with psycopg.connect(bench_url) as conn:
