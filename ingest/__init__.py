@@ -5,6 +5,7 @@ Public API: :class:`IngestService` (async context manager), :func:`run_ingest` (
 """
 
 from ingest._batch import AckHandle, Batch, QuarantineRecord
+from ingest._import import CsvFormatError, ImportReport, import_readings_csv, read_csv_text
 from ingest._metrics import IngestMetrics
 from ingest._store import ReadingStore, WriteResult
 from ingest.errors import BrokerUnavailableError, IngestError, StorageUnavailableError
@@ -15,6 +16,8 @@ __all__ = [
     "AckHandle",
     "Batch",
     "BrokerUnavailableError",
+    "CsvFormatError",
+    "ImportReport",
     "IngestError",
     "IngestMetrics",
     "IngestService",
@@ -23,5 +26,7 @@ __all__ = [
     "ReadingStore",
     "StorageUnavailableError",
     "WriteResult",
+    "import_readings_csv",
+    "read_csv_text",
     "run_ingest",
 ]
