@@ -137,21 +137,24 @@ def truncate(value: float, decimals: int) -> float:
 
 
 class Register:
-    """A cumulative register (kWh, m3, GJ) that only moves forward and wraps at ``register_max``.
+    """A cumulative register (kWh, m3, GJ) that only moves forward and wraps after ``register_max``.
 
-    ``total`` is the unwrapped amount counted since the start; ``reading`` is what the device displays:
-    ``total mod register_max`` (values lie in ``[0, register_max)``), or ``total`` when there is no maximum.
+    ``register_max`` is the largest value the register can show (DL/T 645 XXXXXX.XX kWh: 999999.99); one
+    ``resolution`` step later it shows 0 again, as a real meter does (domain.md §7.4). ``total`` is the
+    unwrapped amount counted since the start; ``reading`` is ``total mod (register_max + resolution)``, or
+    ``total`` when there is no maximum.
     """
 
-    __slots__ = ("register_max", "total")
+    __slots__ = ("modulus", "register_max", "total")
 
-    def __init__(self, initial: float, register_max: float | None) -> None:
+    def __init__(self, initial: float, register_max: float | None, resolution: float = 0.01) -> None:
         if initial < 0:
             raise ValueError(f"register cannot start negative ({initial})")
-        if register_max is not None and initial >= register_max:
-            raise ValueError(f"initial register {initial} must be below register_max {register_max}")
+        if register_max is not None and initial > register_max:
+            raise ValueError(f"initial register {initial} must not exceed register_max {register_max}")
         self.total = float(initial)
         self.register_max = register_max
+        self.modulus = register_max + resolution if register_max is not None else None
 
     def add(self, amount: float) -> None:
         """Count ``amount`` (>= 0) more units."""
@@ -162,7 +165,7 @@ class Register:
     @property
     def reading(self) -> float:
         """The displayed register value."""
-        return self.total % self.register_max if self.register_max else self.total
+        return self.total % self.modulus if self.modulus else self.total
 
 
 @dataclass(frozen=True, slots=True)

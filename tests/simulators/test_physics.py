@@ -91,16 +91,21 @@ def test_pue_rises_with_temperature_within_its_bounds():
 
 
 def test_register_counts_forward_and_wraps_at_register_max():
-    reg = phy.Register(999_990.0, 1_000_000.0)
+    # DL/T 645 XXXXXX.XX kWh: 999999.99 is the last value shown, one 0.01 step later it shows 0.00
+    reg = phy.Register(999_990.0, 999_999.99)
     reg.add(4.0)
     assert reg.reading == pytest.approx(999_994.0)
+    reg.add(5.99)
+    assert reg.reading == pytest.approx(999_999.99)
+    reg.add(0.01)
+    assert reg.reading == pytest.approx(0.0, abs=1e-6)
     reg.add(16.5)
-    assert reg.reading == pytest.approx(10.5)
-    assert reg.total == pytest.approx(1_000_010.5)
+    assert reg.reading == pytest.approx(16.5)  # 999,990 + 26.5 - 1,000,000.00
+    assert reg.total == pytest.approx(1_000_016.5)
     with pytest.raises(ValueError, match="backwards"):
         reg.add(-1)
-    with pytest.raises(ValueError, match="below register_max"):
-        phy.Register(1_000_000.0, 1_000_000.0)
+    with pytest.raises(ValueError, match="must not exceed register_max"):
+        phy.Register(1_000_000.0, 999_999.99)
 
 
 PARAMS = phy.BatteryParams(500, 250, 200, 0.95, 0.93, 10, 95)

@@ -67,7 +67,7 @@ async def test_births_come_first_retained_and_valid():
     assert births["gas-boundary"]["carrier"] == "gas"
     assert births["heat-workshop-a"]["carrier"] == "heat"
     assert births["pv-1"]["rated_power_kw"] == 400
-    assert births["m2-office"]["register_max"] == 1_000_000
+    assert births["m2-office"]["register_max"] == 999_999.99
     statuses = [STATUS_ADAPTER.validate_json(p) for _, p, _, r in by_kind(messages)[TopicKind.STATUS] if r]
     assert [s["online"] for s in statuses] == [True] * n_devices + [False] * n_devices
 
