@@ -110,7 +110,7 @@ class IngestService:
     async def _connection_loop(self) -> None:
         s = self.settings
         backoff = Backoff(s.backoff_initial_s, s.backoff_max_s)
-        shared = [subscription_filter(k, park_id=s.park_filter, share_group=s.share_group)
+        shared = [subscription_filter(k, park_id=s.park_filter, share_group=s.share_group or None)
                   for k in (TopicKind.READINGS, TopicKind.STATUS)]
         births = subscription_filter(TopicKind.BIRTH, park_id=s.park_filter)  # retained: not via $share
         try:

@@ -17,6 +17,12 @@ class IngestSettings(ServiceSettings):
     ``client_id`` must be stable for an instance across restarts: the broker keeps the instance's
     persistent session (queued and unacknowledged messages) under it. Instances sharing ``share_group``
     split the load of one MQTT v5 shared subscription.
+
+    An empty ``share_group`` makes the subscription exclusive (plain). Mosquitto (2.0.11 and 2.0.21 both,
+    measured) does not restore *shared* subscriptions from its persistence after a broker restart, so
+    messages published after the restart and before the instance re-subscribes reach nobody. A plain
+    subscription of a persistent session survives the restart. Use exclusive mode for a single instance,
+    or one instance per park (``park_filter``), where broker restarts must not open that window.
     """
 
     client_id: str = Field(default_factory=lambda: f"parkpulse-ingest-{socket.gethostname()}")

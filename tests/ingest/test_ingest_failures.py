@@ -135,3 +135,20 @@ async def test_broker_restart_reconnects_and_loses_nothing(database_url, private
         await publish(private_broker.url, after)
         assert await wait_until(lambda: count_readings(db_conn, park_id) == 120, timeout=30)
     assert service.metrics.broker_reconnects >= 1
+
+
+async def test_exclusive_subscription_survives_a_broker_restart_while_ingest_is_down(
+        database_url, private_broker, park_id, db_conn):
+    """Messages published after a broker restart, before ingest reconnects, are kept for its session."""
+    start = minute_floor(utcnow()) - timedelta(hours=4)
+    topic = build_topic(park_id, "m-1")
+    messages = [(topic, readings_payload("m-1", i, start + timedelta(minutes=10 * i), 10)) for i in range(6)]
+    settings = ingest_settings(database_url, private_broker.url, park_id, share_group="")
+    async with IngestService(settings) as service:
+        await service.wait_subscribed()  # creates the persistent session and its subscription
+    private_broker.stop()
+    private_broker.start()
+    await publish(private_broker.url, messages)
+    async with IngestService(settings) as service:
+        await service.wait_subscribed()
+        assert await wait_until(lambda: count_readings(db_conn, park_id) == 60, timeout=30)
