@@ -66,7 +66,7 @@ def simulate(
     malformed_rate: Annotated[float | None, typer.Option(
         min=0, max=1, help="Share of readings messages followed by an invalid one (default: scenario).")] = None,
 ) -> None:
-    """Publish a simulated industrial park (meters, PV, battery, EV chargers, gas, heat) over MQTT."""
+    """Publish a simulated industrial park (meters, PV, battery, EV chargers, HVAC, gas, heat) over MQTT."""
     console = Console(stderr=True)
     try:
         parsed = parse_duration(duration)

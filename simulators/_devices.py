@@ -1,105 +1,42 @@
 """Device models: turn a scenario into per-sample readings, deterministically from a seed.
 
 :class:`ParkModel` steps every device of a scenario through the sample grid in dependency order:
-weather first, then PV (the battery may follow it), storage and chargers, then meters from the deepest
-level up, so each meter sees the interval power of everything below it. Each device draws from its own
-``random.Random(f"{seed}/{device_id}")``, so adding a device never changes another device's numbers.
+weather first, then PV (the battery may follow it), storage, chargers and HVAC, then meters from the
+deepest level up, so each meter sees the interval power of everything below it. Each device draws from its
+own ``random.Random(f"{seed}/{device_id}")``, so adding a device never changes another device's numbers,
+and dispatch (``_dispatch``) changes only the dispatched devices and the meters above them.
 """
 
 from __future__ import annotations
 
 import random
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Final
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from schemas import METRICS
 from simulators import _physics as phy
-from simulators._scenario import (
+from simulators._device_base import HOUR_S, NOISE_TAU_S, DeviceModel, ShapedValue, StepContext, initial_register
+from simulators._device_specs import (
     BatterySpec,
     DeviceSpec,
     ElectricityMeterSpec,
     EvChargerSpec,
     GasMeterSpec,
     HeatMeterSpec,
+    HvacSpec,
     ProfileLoad,
     PueOverheadLoad,
     PvInverterSpec,
-    Scenario,
-    WeatherSpec,
     WeatherStationSpec,
 )
+from simulators._dispatch import EvGroupCapWindow, share_cap
+from simulators._ev import EvCharger, EvSession
+from simulators._hvac import HvacUnit
+from simulators._scenario import Scenario, WeatherSpec
 
-_NOISE_TAU_S: Final = 600.0  # load noise stays correlated for ~10 minutes
 _CLOUD_TAU_S: Final = 1800.0
-_HOUR: Final = phy.SECONDS_PER_HOUR
-
-
-@dataclass(slots=True)
-class StepContext:
-    """What every device needs to know about one sample interval ``(ts - dt, ts]``."""
-
-    ts: datetime            # interval end, UTC
-    mid: datetime           # interval midpoint, UTC: where interval means are evaluated
-    local_hour: float       # midpoint in the park's local time, hours since local midnight
-    is_weekend: bool
-    dt_s: float
-    outdoor_temperature_c: float = 0.0
-    pv_power_kw: float = 0.0  # total PV output of the park in this interval
-
-
-def _initial_register(rng: random.Random, spec: DeviceSpec, metric: str, typical_per_day: float) -> phy.Register:
-    """Configured start value, else a deterministic "meter has been running for a while" value."""
-    if metric in spec.initial_registers:
-        initial = spec.initial_registers[metric]
-    else:
-        initial = round(typical_per_day * rng.uniform(30, 400), 2)
-        if spec.register_max is not None:
-            initial = min(initial, spec.register_max * 0.5)
-    return phy.Register(initial, spec.register_max)
-
-
-class DeviceModel(ABC):
-    """One simulated device: its metrics (fixed order) and one ``step`` per sample interval."""
-
-    metrics: tuple[str, ...]
-    grid_power_kw: float = 0.0  # contribution to the parent meter this interval, + = consumption
-    order: ClassVar[int] = 0    # evaluation rank inside a step (meters override by depth)
-
-    def __init__(self, spec: DeviceSpec, seed: int, dt_s: float) -> None:
-        self.spec = spec
-        self.rng = random.Random(f"{seed}/{spec.id}")
-        self.dt_s = dt_s
-
-    @abstractmethod
-    def step(self, ctx: StepContext) -> dict[str, float]:
-        """Advance one interval and return the value of every metric at its end."""
-
-
-class _ShapedValue:
-    """A daily-shaped quantity with a per-device time shift and scale and correlated noise."""
-
-    __slots__ = ("base", "noise", "peak", "scale", "shape", "shift_h", "weekend_factor")
-
-    def __init__(self, rng: random.Random, shape: str, *, base: float, peak: float, weekend_factor: float,
-                 noise: float, dt_s: float) -> None:
-        self.shape, self.base, self.peak, self.weekend_factor = shape, base, peak, weekend_factor
-        self.shift_h = rng.uniform(-0.25, 0.25)
-        self.scale = rng.uniform(0.93, 1.07)
-        self.noise = phy.SmoothNoise(rng, noise, _NOISE_TAU_S, dt_s)
-
-    def fraction(self, ctx: StepContext) -> float:
-        """Shape value at the interval midpoint, weekend-adjusted."""
-        f = phy.shape_fraction(self.shape, ctx.local_hour + self.shift_h)
-        return f * self.weekend_factor if ctx.is_weekend else f
-
-    def value(self, ctx: StepContext, extra: float = 0.0) -> float:
-        """``(base + (peak - base) * fraction + extra) * scale * (1 + noise)``, never negative."""
-        raw = self.base + (self.peak - self.base) * self.fraction(ctx) + extra
-        return max(0.0, raw * self.scale * (1.0 + self.noise.next()))
 
 
 class ElectricityMeter(DeviceModel):
@@ -110,16 +47,16 @@ class ElectricityMeter(DeviceModel):
         self.meter = spec
         self.children: list[DeviceModel] = []
         self.depth = 0
-        self.profile = (_ShapedValue(self.rng, spec.load.shape, base=spec.load.base_kw, peak=spec.load.peak_kw,
+        self.profile = (ShapedValue(self.rng, spec.load.shape, base=spec.load.base_kw, peak=spec.load.peak_kw,
                                      weekend_factor=spec.load.weekend_factor, noise=spec.load.noise, dt_s=dt_s)
                         if isinstance(spec.load, ProfileLoad) else None)
-        self.pue_noise = phy.SmoothNoise(self.rng, 0.004, 3 * _NOISE_TAU_S, dt_s)
+        self.pue_noise = phy.SmoothNoise(self.rng, 0.004, 3 * NOISE_TAU_S, dt_s)
         typical_kw = spec.rated_power_kw or (spec.load.peak_kw if isinstance(spec.load, ProfileLoad) else 100.0)
-        self.import_register = _initial_register(self.rng, spec, "active_energy_import", typical_kw * 12)
-        self.export_register = (_initial_register(self.rng, spec, "active_energy_export", typical_kw)
+        self.import_register = initial_register(self.rng, spec, "active_energy_import", typical_kw * 12)
+        self.export_register = (initial_register(self.rng, spec, "active_energy_export", typical_kw)
                                 if spec.bidirectional else None)
-        self.voltage_noise = [phy.SmoothNoise(self.rng, 0.004, _NOISE_TAU_S, dt_s) for _ in range(3)]
-        self.pf_noise = phy.SmoothNoise(self.rng, 0.008, _NOISE_TAU_S, dt_s)
+        self.voltage_noise = [phy.SmoothNoise(self.rng, 0.004, NOISE_TAU_S, dt_s) for _ in range(3)]
+        self.pf_noise = phy.SmoothNoise(self.rng, 0.008, NOISE_TAU_S, dt_s)
         k = [1.0 + self.rng.uniform(-0.04, 0.04) for _ in range(3)]
         self.imbalance = (k[0] / (sum(k) / 3), k[1] / (sum(k) / 3), k[2] / (sum(k) / 3))
         self.metrics = ("active_energy_import", *(("active_energy_export",) if spec.bidirectional else ()),
@@ -145,7 +82,7 @@ class ElectricityMeter(DeviceModel):
         total += self.meter.loss_fraction * abs(total)
         power = round(total, 3)
         self.grid_power_kw = power
-        dt_h = ctx.dt_s / _HOUR
+        dt_h = ctx.dt_s / HOUR_S
         self.import_register.add(max(power, 0.0) * dt_h)
         values = {"active_energy_import": self.import_register.reading}
         if self.export_register is not None:
@@ -175,7 +112,7 @@ class PvInverter(DeviceModel):
         self.pv = spec
         self.latitude_deg, self.longitude_deg = latitude_deg, longitude_deg
         self.cloud = phy.SmoothNoise(self.rng, 0.5 * spec.cloudiness + 0.02, _CLOUD_TAU_S, dt_s)
-        self.register = _initial_register(self.rng, spec, "generated_energy", spec.rated_power_kw * 3.5)
+        self.register = initial_register(self.rng, spec, "generated_energy", spec.rated_power_kw * 3.5)
 
     def step(self, ctx: StepContext) -> dict[str, float]:
         """Generation at the interval midpoint's sun height; exactly zero while the sun is down."""
@@ -183,13 +120,13 @@ class PvInverter(DeviceModel):
         irradiance = phy.clear_sky_irradiance_w_m2(
             phy.solar_elevation_sine(ctx.mid, self.latitude_deg, self.longitude_deg))
         power = round(phy.pv_power_kw(self.pv.rated_power_kw, irradiance, self.pv.performance_ratio, cloud_factor), 3)
-        self.register.add(power * ctx.dt_s / _HOUR)
+        self.register.add(power * ctx.dt_s / HOUR_S)
         self.grid_power_kw = -power
         return {"generated_energy": self.register.reading, "generation_power": power}
 
 
 class Battery(DeviceModel):
-    """A battery following its daily schedule within power, SOC and efficiency limits."""
+    """A battery following its dispatch schedule within power, SOC and efficiency limits."""
 
     metrics = ("state_of_charge", "battery_power", "battery_charge_energy", "battery_discharge_energy")
     order = 2
@@ -201,13 +138,13 @@ class Battery(DeviceModel):
                                         spec.charge_efficiency, spec.discharge_efficiency, spec.soc_min_pct,
                                         spec.soc_max_pct)
         self.stored_kwh = spec.capacity_kwh * spec.initial_soc_pct / 100.0
-        self.charge_register = _initial_register(self.rng, spec, "battery_charge_energy", spec.capacity_kwh)
-        self.discharge_register = _initial_register(self.rng, spec, "battery_discharge_energy", spec.capacity_kwh)
+        self.charge_register = initial_register(self.rng, spec, "battery_charge_energy", spec.capacity_kwh)
+        self.discharge_register = initial_register(self.rng, spec, "battery_discharge_energy", spec.capacity_kwh)
 
     def setpoint_kw(self, ctx: StepContext) -> float:
-        """The schedule's setpoint for this interval (first matching window wins, else idle)."""
+        """The schedule's setpoint for this interval (first active window wins, else idle)."""
         for window in self.battery.schedule:
-            if window.contains(ctx.local_hour % 24.0):
+            if window.active(ctx.mid, ctx.local_hour):
                 if window.follow_pv_fraction is not None:
                     return window.follow_pv_fraction * ctx.pv_power_kw
                 return window.power_kw or 0.0
@@ -216,63 +153,13 @@ class Battery(DeviceModel):
     def step(self, ctx: StepContext) -> dict[str, float]:
         """Apply the setpoint, update SOC and the charge/discharge registers."""
         power, self.stored_kwh = phy.battery_step(self.params, self.stored_kwh, self.setpoint_kw(ctx), ctx.dt_s)
-        dt_h = ctx.dt_s / _HOUR
+        dt_h = ctx.dt_s / HOUR_S
         self.charge_register.add(max(power, 0.0) * dt_h)
         self.discharge_register.add(max(-power, 0.0) * dt_h)
         self.grid_power_kw = power
         return {"state_of_charge": self.stored_kwh / self.battery.capacity_kwh * 100.0, "battery_power": power,
                 "battery_charge_energy": self.charge_register.reading,
                 "battery_discharge_energy": self.discharge_register.reading}
-
-
-class EvCharger(DeviceModel):
-    """An EV charging point: Poisson arrivals shaped by time of day, charge to the request, then leave.
-
-    ``ev_energy_requested`` is counted at the charger's meter, so the energy delivered in a session equals
-    the request made on arrival.
-    """
-
-    metrics = ("active_energy_import", "active_power", "ev_connected", "ev_energy_requested")
-    order = 3
-    _ARRIVAL_MEAN: ClassVar[float] = phy.shape_daily_mean("ev_arrivals")
-
-    def __init__(self, spec: EvChargerSpec, seed: int, dt_s: float) -> None:
-        super().__init__(spec, seed, dt_s)
-        self.ev = spec
-        self.connected = False
-        self.requested_kwh = 0.0
-        self.leave_after_s = 0.0
-        self.register = _initial_register(self.rng, spec, "active_energy_import", spec.rated_power_kw * 4)
-
-    def step(self, ctx: StepContext) -> dict[str, float]:
-        """Arrive, charge at up to the rated power, linger, leave."""
-        rng = self.rng
-        if not self.connected:
-            rate = self.ev.sessions_per_day * phy.shape_fraction("ev_arrivals", ctx.local_hour) / (
-                24.0 * self._ARRIVAL_MEAN)
-            if ctx.is_weekend:
-                rate *= self.ev.weekend_factor
-            if rng.random() < phy.arrival_probability(rate, ctx.dt_s):
-                low, high = self.ev.session_energy_kwh
-                self.connected = True
-                self.requested_kwh = round(rng.uniform(min(low, high), max(low, high)), 3)
-                self.leave_after_s = rng.uniform(0.0, self.ev.max_dwell_after_full_min * 60.0)
-        power = 0.0
-        if self.connected:
-            if self.requested_kwh > 0:
-                available_kw = self.ev.rated_power_kw * rng.uniform(0.9, 1.0)
-                power = phy.truncate(min(available_kw, self.requested_kwh * _HOUR / ctx.dt_s), 3)
-                self.requested_kwh = max(0.0, self.requested_kwh - power * ctx.dt_s / _HOUR)
-                if self.requested_kwh < 1e-3:  # below the display resolution: the EV is full
-                    self.requested_kwh = 0.0
-            else:
-                self.leave_after_s -= ctx.dt_s
-                if self.leave_after_s < 0:
-                    self.connected = False
-        self.register.add(power * ctx.dt_s / _HOUR)
-        self.grid_power_kw = power
-        return {"active_energy_import": self.register.reading, "active_power": power,
-                "ev_connected": 1.0 if self.connected else 0.0, "ev_energy_requested": round(self.requested_kwh, 6)}
 
 
 class GasMeter(DeviceModel):
@@ -283,14 +170,14 @@ class GasMeter(DeviceModel):
 
     def __init__(self, spec: GasMeterSpec, seed: int, dt_s: float) -> None:
         super().__init__(spec, seed, dt_s)
-        self.flow = _ShapedValue(self.rng, spec.shape, base=spec.base_flow_m3_per_h, peak=spec.peak_flow_m3_per_h,
+        self.flow = ShapedValue(self.rng, spec.shape, base=spec.base_flow_m3_per_h, peak=spec.peak_flow_m3_per_h,
                                  weekend_factor=spec.weekend_factor, noise=0.04, dt_s=dt_s)
-        self.register = _initial_register(self.rng, spec, "gas_volume", spec.peak_flow_m3_per_h * 8)
+        self.register = initial_register(self.rng, spec, "gas_volume", spec.peak_flow_m3_per_h * 8)
 
     def step(self, ctx: StepContext) -> dict[str, float]:
         """Mean flow over the interval and the advanced volume register."""
         flow_m3_per_h = round(self.flow.value(ctx), 4)
-        self.register.add(flow_m3_per_h * ctx.dt_s / _HOUR)
+        self.register.add(flow_m3_per_h * ctx.dt_s / HOUR_S)
         return {"gas_volume": self.register.reading, "gas_flow": flow_m3_per_h}
 
 
@@ -303,11 +190,11 @@ class HeatMeter(DeviceModel):
     def __init__(self, spec: HeatMeterSpec, seed: int, dt_s: float) -> None:
         super().__init__(spec, seed, dt_s)
         self.heat = spec
-        self.power = _ShapedValue(self.rng, spec.shape, base=spec.base_power_kw, peak=spec.peak_power_kw,
+        self.power = ShapedValue(self.rng, spec.shape, base=spec.base_power_kw, peak=spec.peak_power_kw,
                                   weekend_factor=spec.weekend_factor, noise=0.04, dt_s=dt_s)
-        self.supply_noise = phy.SmoothNoise(self.rng, 0.4, _NOISE_TAU_S, dt_s)
-        daily_gj = spec.peak_power_kw * 10 * _HOUR / phy.KJ_PER_GJ
-        self.register = _initial_register(self.rng, spec, "heat_energy", daily_gj)
+        self.supply_noise = phy.SmoothNoise(self.rng, 0.4, NOISE_TAU_S, dt_s)
+        daily_gj = spec.peak_power_kw * 10 * HOUR_S / phy.KJ_PER_GJ
+        self.register = initial_register(self.rng, spec, "heat_energy", daily_gj)
 
     def step(self, ctx: StepContext) -> dict[str, float]:
         """Thermal power, the GJ register (kW x s = kJ) and supply/return temperatures."""
@@ -335,11 +222,11 @@ class Weather:
 
     def __init__(self, spec: WeatherSpec, seed: int, dt_s: float) -> None:
         self.spec = spec
-        self.noise = phy.SmoothNoise(random.Random(f"{seed}/weather"), spec.noise_c, 3 * _HOUR, dt_s)
+        self.noise = phy.SmoothNoise(random.Random(f"{seed}/weather"), spec.noise_c, 3 * HOUR_S, dt_s)
 
     def temperature_c(self, local: datetime) -> float:
         """Outdoor temperature at a local time (advances the noise by one sample)."""
-        hour = local.hour + local.minute / 60.0 + local.second / _HOUR
+        hour = local.hour + local.minute / 60.0 + local.second / HOUR_S
         day = local.timetuple().tm_yday + hour / 24.0
         base = phy.outdoor_temperature_c(day, hour, self.spec.monthly_mean_c, self.spec.daily_amplitude_c,
                                          self.spec.warmest_hour)
@@ -353,10 +240,13 @@ _MODELS: Final[dict[type, Callable[[Any, int, float], DeviceModel]]] = {
 
 
 def build_device(spec: DeviceSpec, seed: int, dt_s: float, scenario: Scenario) -> DeviceModel:
-    """The model for one device spec."""
+    """The model for one device spec (an HVAC unit also gets the park-level offsets that name it)."""
     if isinstance(spec, PvInverterSpec):
         return PvInverter(spec, seed, dt_s, latitude_deg=scenario.park.latitude_deg,
                           longitude_deg=scenario.park.longitude_deg)
+    if isinstance(spec, HvacSpec):
+        park_windows = [w for w in scenario.dispatch.hvac if w.units is None or spec.id in w.units]
+        return HvacUnit(spec, seed, dt_s, park_windows)
     return _MODELS[type(spec)](spec, seed, dt_s)
 
 
@@ -390,6 +280,10 @@ class ParkModel:
         self._ordered = sorted(self.devices, key=lambda d: (
             10 + max_depth - d.depth if isinstance(d, ElectricityMeter) else d.order))
         self._pv = [d for d in self.devices if isinstance(d, PvInverter)]
+        self._evs = [d for d in self.devices if isinstance(d, EvCharger)]
+        self._ev_groups: list[tuple[EvGroupCapWindow, list[EvCharger]]] = [
+            (w, [c for c in self._evs if w.chargers is None or c.spec.id in w.chargers])
+            for w in scenario.dispatch.ev_chargers]
         for d in self.devices:
             unknown = set(d.metrics) - METRICS.keys()
             assert not unknown, f"{d.spec.id}: metrics {unknown} are not registered"
@@ -399,9 +293,11 @@ class ParkModel:
         end = self.ts + self.dt
         mid = self.ts + self.dt / 2
         local = mid.astimezone(self.tz)
-        ctx = StepContext(ts=end, mid=mid, local_hour=local.hour + local.minute / 60.0 + local.second / _HOUR,
+        ctx = StepContext(ts=end, mid=mid, local_hour=local.hour + local.minute / 60.0 + local.second / HOUR_S,
                           is_weekend=local.weekday() >= 5, dt_s=self.dt.total_seconds())
         ctx.outdoor_temperature_c = self.weather.temperature_c(local)
+        if self._evs:
+            self._share_ev_caps(ctx)
         out: dict[str, dict[str, float]] = {}
         pv_done = False
         for device in self._ordered:
@@ -411,6 +307,20 @@ class ParkModel:
             out[device.spec.id] = device.step(ctx)
         self.ts = end
         return end, out
+
+    def _share_ev_caps(self, ctx: StepContext) -> None:
+        """Prepare every charger, then split each active group cap among its chargers' demands."""
+        for charger in self._evs:
+            charger.prepare(ctx)
+        for window, group in self._ev_groups:
+            if window.active(ctx.mid, ctx.local_hour):
+                shares = share_cap([c.limit_kw for c in group], window.max_power_kw)
+                for charger, share in zip(group, shares, strict=True):
+                    charger.limit_kw = min(charger.limit_kw, share)
+
+    def ev_sessions(self) -> list[EvSession]:
+        """Every EV session that has ended so far, charger by charger in arrival order."""
+        return [s for charger in self._evs for s in charger.sessions]
 
     def run(self, n_samples: int) -> Iterator[Sample]:
         """Yield the next ``n_samples`` steps."""

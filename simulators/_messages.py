@@ -15,7 +15,7 @@ from typing import Any, Final, NamedTuple
 import orjson
 
 from schemas import METRICS, PAYLOAD_VERSION
-from simulators._scenario import DeviceSpec
+from simulators._device_specs import DeviceSpec
 
 #: Readings per message; keeps each payload far below the ingest limits (10,000 readings, 1 MiB).
 MAX_READINGS_PER_MESSAGE: Final = 5000

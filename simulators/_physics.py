@@ -217,3 +217,49 @@ def three_phase(power_kw: float, voltages_v: tuple[float, float, float], power_f
 def arrival_probability(rate_per_hour: float, dt_s: float) -> float:
     """Probability of at least one Poisson arrival in ``dt_s`` seconds at ``rate_per_hour``."""
     return 1.0 - math.exp(-rate_per_hour * dt_s / SECONDS_PER_HOUR)
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneParams:
+    """A thermal zone as one capacitance and one resistance (1R1C) served by a heat pump or chiller.
+
+    ``heat_sign`` is +1 when the unit removes heat (cooling) and -1 when it adds heat (heating).
+    """
+
+    capacitance_kwh_per_k: float
+    resistance_k_per_kw: float
+    cop: float
+    rated_power_kw: float
+    heat_sign: float
+
+    @property
+    def time_constant_h(self) -> float:
+        """R x C: how fast the zone drifts towards its free-running temperature."""
+        return self.resistance_k_per_kw * self.capacitance_kwh_per_k
+
+
+def zone_temperature_c(zone: ZoneParams, indoor_c: float, *, outdoor_c: float, gains_kw: float, power_kw: float,
+                       hours: float) -> float:
+    """Indoor temperature after ``hours`` at constant inputs: the exact solution of the 1R1C equation.
+
+    ``C dT/dt = (T_out - T) / R + Q_gains - sign x COP x P`` relaxes exponentially (time constant R x C)
+    towards ``T_inf = T_out + R (Q_gains - sign x COP x P)``; exact, so any sample interval gives the same
+    trajectory at the shared instants.
+    """
+    t_inf = outdoor_c + zone.resistance_k_per_kw * (gains_kw - zone.heat_sign * zone.cop * power_kw)
+    return t_inf + (indoor_c - t_inf) * math.exp(-hours / zone.time_constant_h)
+
+
+def zone_power_kw(zone: ZoneParams, indoor_c: float, *, outdoor_c: float, gains_kw: float, target_c: float,
+                  horizon_h: float) -> float:
+    """Electric power that brings the zone to ``target_c`` in ``horizon_h`` hours, within ``[0, rated]``.
+
+    A receding-horizon controller (re-evaluated every sample): at the target it returns the steady-state
+    power that balances envelope and internal gains; after a setpoint rise it returns 0 until the zone has
+    drifted up, after a setpoint drop it runs flat out (the rebound) until the zone is back.
+    """
+    decay = math.exp(-horizon_h / zone.time_constant_h)
+    t_inf = (target_c - indoor_c * decay) / (1.0 - decay)
+    power = zone.heat_sign * (outdoor_c + zone.resistance_k_per_kw * gains_kw - t_inf) / (
+        zone.resistance_k_per_kw * zone.cop)
+    return min(zone.rated_power_kw, max(0.0, power))

@@ -25,7 +25,9 @@ import aiomqtt
 
 from parkpulse.settings import parse_mqtt_url
 from schemas import METRICS, TopicKind, build_topic
-from simulators._devices import DeviceModel, ParkModel
+from simulators._device_base import DeviceModel
+from simulators._devices import ParkModel
+from simulators._ev import EvSession
 from simulators._faults import FaultInjector
 from simulators._messages import (
     MAX_READINGS_PER_MESSAGE,
@@ -77,6 +79,15 @@ class SimulationReport:
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
     wall_time_s: float = 0.0
     records: list[PublishedReading] | None = None
+    ev_sessions: list[EvSession] = field(default_factory=list)  # sessions that ended inside the window
+
+    @property
+    def ev_unmet_energy_kwh(self) -> dict[str, float]:
+        """Energy the EVs that left during the window did not get, per charger (e.g. because of a cap)."""
+        unmet: dict[str, float] = {}
+        for session in self.ev_sessions:
+            unmet[session.charger_id] = unmet.get(session.charger_id, 0.0) + session.unmet_kwh
+        return unmet
 
     @property
     def readings_per_second(self) -> float:
@@ -96,6 +107,8 @@ class SimulationReport:
             ("readings", str(self.readings_published)),
             ("series (device, metric)", str(len(self.counts))),
             ("duplicates / malformed", f"{self.duplicates_published} / {self.malformed_published}"),
+            ("EV sessions ended / unmet energy",
+             f"{len(self.ev_sessions)} / {sum(self.ev_unmet_energy_kwh.values()):.3f} kWh"),
             ("wall time", f"{self.wall_time_s:.2f} s"),
             ("readings per second", f"{self.readings_per_second:,.0f}"),
         ]
@@ -195,6 +208,7 @@ async def publish_simulation(
         run.in_flight.cancel()
         raise
     report.counts = dict(run.counts)
+    report.ev_sessions = model.ev_sessions()
     report.wall_time_s = time.perf_counter() - started
     logger.info("published %d readings in %d messages for %d devices in %.2f s", report.readings_published,
                 report.messages_published, report.devices, report.wall_time_s)

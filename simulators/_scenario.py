@@ -1,9 +1,10 @@
-"""The scenario file: a user-editable YAML description of a park, its sites and its devices.
+"""The scenario file: a user-editable YAML description of a park, its sites, devices and dispatch.
 
-Each device carries the metadata of its birth message (kind, carrier, metering level, site, role, register
-map profile, register maximum, multiplier, rated power, firmware) and the parameters of its physics.
-Electrical devices may name a ``parent`` meter: a meter measures its own load plus everything below it,
-so the level-1 boundary meter equals the level-2 meters plus losses by construction.
+The device sections live in ``_device_specs`` and the dispatch windows in ``_dispatch``; this module holds
+the park, the sites, weather, sampling, faults and the whole :class:`Scenario` with its cross-checks
+(unique ids, known sites, parent meters, dispatch references). Electrical devices may name a ``parent``
+meter: a meter measures its own load plus everything below it, so the level-1 boundary meter equals the
+level-2 meters plus losses by construction.
 
 Published values are primary-side engineering values; ``multiplier`` is carried as metadata only.
 """
@@ -12,32 +13,28 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from parkpulse.db import ParkRecord, SiteRecord
-from schemas.topics import ID_PATTERN
+from simulators._device_specs import (
+    ELECTRICAL_KINDS,
+    REGISTER_METRICS,
+    DeviceSpec,
+    ElectricityMeterSpec,
+    ProfileLoad,
+)
+from simulators._dispatch import ParkDispatchSpec
+from simulators._spec_types import Fraction, Hour, Id, NonNegative, Positive, SpecModel
 from simulators.errors import ScenarioError
 
 DEFAULT_SCENARIO: Final = Path(__file__).resolve().parent / "scenarios" / "demo_park.yaml"
 
-Id = Annotated[str, Field(pattern=f"^{ID_PATTERN}$")]
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-Fraction = Annotated[float, Field(ge=0, le=1)]
-Hour = Annotated[float, Field(ge=0, le=24)]
-ProfileShape = Literal["office", "workshop", "data_centre_it", "flat", "constant", "canteen"]
-CarrierName = Literal["electricity", "gas", "heat", "cooling", "water", "steam", "none"]
 
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ParkSpec(_Model):
+class ParkSpec(SpecModel):
     """The park: identity, calendar and the location that drives the sun and the emission factors."""
 
     id: Id
@@ -58,7 +55,7 @@ class ParkSpec(_Model):
         return value
 
 
-class SiteSpec(_Model):
+class SiteSpec(SpecModel):
     """A building, workshop, station or data centre (GB 17167 secondary energy-using unit)."""
 
     id: Id
@@ -68,208 +65,31 @@ class SiteSpec(_Model):
     is_public_building: bool = False
 
 
-class WeatherSpec(_Model):
+class WeatherSpec(SpecModel):
     """Outdoor temperature: monthly means (Jan..Dec, default Guangzhou), a daily swing and noise."""
 
-    monthly_mean_c: Annotated[list[float], Field(min_length=12, max_length=12)] = [
-        13.6, 14.5, 17.5, 21.9, 25.7, 27.6, 28.6, 28.4, 27.3, 24.5, 19.8, 15.3]
+    monthly_mean_c: Annotated[list[float], Field(min_length=12, max_length=12)] = Field(
+        default_factory=lambda: [13.6, 14.5, 17.5, 21.9, 25.7, 27.6, 28.6, 28.4, 27.3, 24.5, 19.8, 15.3])
     daily_amplitude_c: NonNegative = 4.0
     warmest_hour: Hour = 14.5
     noise_c: NonNegative = 0.6
 
 
-class SimulationSpec(_Model):
+class SimulationSpec(SpecModel):
     """Sampling grid in simulated time: one reading per metric per sample, one message per batch."""
 
     sample_interval_s: Annotated[int, Field(ge=1, le=86_400)] = 60
     batch_interval_s: Annotated[int, Field(ge=1, le=86_400)] = 900
 
 
-class FaultSpec(_Model):
+class FaultSpec(SpecModel):
     """Transport faults the simulator injects; rates are per readings message (0 disables a fault)."""
 
     duplicate_message_rate: Fraction = 0.0
     malformed_message_rate: Fraction = 0.0
 
 
-class ProfileLoad(_Model):
-    """A load following a daily shape: ``base + (peak - base) * shape(hour)`` plus cooling and noise."""
-
-    shape: ProfileShape
-    base_kw: NonNegative
-    peak_kw: NonNegative
-    weekend_factor: Annotated[float, Field(ge=0, le=2)] = 1.0
-    cooling_kw_per_degc: NonNegative = 0.0
-    cooling_threshold_c: float = 24.0
-    noise: Annotated[float, Field(ge=0, le=0.5)] = 0.03
-
-    @model_validator(mode="after")
-    def _ordered(self) -> ProfileLoad:
-        if self.peak_kw < self.base_kw:
-            raise ValueError(f"peak_kw {self.peak_kw} is below base_kw {self.base_kw}")
-        return self
-
-
-class PueOverheadLoad(_Model):
-    """Data-centre overhead (cooling, UPS, lighting) = IT load below the meter x (PUE(T) - 1)."""
-
-    shape: Literal["pue_overhead"]
-    pue_min: Annotated[float, Field(ge=1, le=3)] = 1.30
-    pue_max: Annotated[float, Field(ge=1, le=3)] = 1.45
-    temp_low_c: float = 15.0
-    temp_high_c: float = 35.0
-
-    @model_validator(mode="after")
-    def _ordered(self) -> PueOverheadLoad:
-        if self.pue_max < self.pue_min or self.temp_high_c <= self.temp_low_c:
-            raise ValueError("need pue_min <= pue_max and temp_low_c < temp_high_c")
-        return self
-
-
-class _DeviceBase(_Model):
-    """Birth-message metadata shared by every device, plus the electrical parent meter."""
-
-    id: Id
-    name: str | None = None
-    site: str | None = None
-    role: str | None = None
-    profile: str | None = None
-    firmware: str | None = "parkpulse-sim 1.0"
-    metering_level: Literal[1, 2, 3] | None = None
-    register_max: Positive | None = None
-    multiplier: Positive = 1.0
-    rated_power_kw: Positive | None = None
-    parent: str | None = None
-    initial_registers: dict[str, NonNegative] = {}
-
-
-class ElectricityMeterSpec(_DeviceBase):
-    """A three-phase meter: registers, power, voltages, currents and power factor."""
-
-    kind: Literal["electricity_meter"]
-    carrier: CarrierName = "electricity"
-    load: Annotated[ProfileLoad | PueOverheadLoad, Field(discriminator="shape")] | None = None
-    nominal_voltage_v: Positive = 230.0
-    power_factor: Annotated[float, Field(gt=0, le=1)] = 0.95
-    bidirectional: bool = False
-    loss_fraction: Annotated[float, Field(ge=0, le=0.2)] = 0.0
-
-
-class PvInverterSpec(_DeviceBase):
-    """A PV system behind an inverter; ``rated_power_kw`` is the AC rating."""
-
-    kind: Literal["pv_inverter"]
-    carrier: CarrierName = "electricity"
-    rated_power_kw: Positive
-    performance_ratio: Annotated[float, Field(gt=0, le=1)] = 0.82
-    cloudiness: Annotated[float, Field(ge=0, le=0.9)] = 0.25
-
-
-class BatteryWindow(_Model):
-    """A daily dispatch window in local time: a fixed setpoint (+ = charge) or a share of PV output."""
-
-    start_hour: Hour
-    end_hour: Hour
-    power_kw: float | None = None
-    follow_pv_fraction: Annotated[float, Field(gt=0, le=1)] | None = None
-
-    @model_validator(mode="after")
-    def _one_mode(self) -> BatteryWindow:
-        if (self.power_kw is None) == (self.follow_pv_fraction is None):
-            raise ValueError("set exactly one of power_kw and follow_pv_fraction")
-        return self
-
-    def contains(self, hour: float) -> bool:
-        """True when local ``hour`` falls in the window (windows may wrap past midnight)."""
-        if self.start_hour <= self.end_hour:
-            return self.start_hour <= hour < self.end_hour
-        return hour >= self.start_hour or hour < self.end_hour
-
-
-class BatterySpec(_DeviceBase):
-    """A battery energy storage system with a daily dispatch schedule."""
-
-    kind: Literal["battery"]
-    carrier: CarrierName = "electricity"
-    capacity_kwh: Positive
-    max_charge_kw: Positive
-    max_discharge_kw: Positive
-    charge_efficiency: Annotated[float, Field(gt=0, le=1)] = 0.95
-    discharge_efficiency: Annotated[float, Field(gt=0, le=1)] = 0.95
-    soc_min_pct: Annotated[float, Field(ge=0, le=100)] = 10.0
-    soc_max_pct: Annotated[float, Field(ge=0, le=100)] = 95.0
-    initial_soc_pct: Annotated[float, Field(ge=0, le=100)] = 50.0
-    schedule: list[BatteryWindow] = []
-
-    @model_validator(mode="after")
-    def _soc_order(self) -> BatterySpec:
-        if not self.soc_min_pct <= self.initial_soc_pct <= self.soc_max_pct or self.soc_min_pct >= self.soc_max_pct:
-            raise ValueError("need soc_min_pct <= initial_soc_pct <= soc_max_pct and soc_min_pct < soc_max_pct")
-        return self
-
-
-class EvChargerSpec(_DeviceBase):
-    """An EV charging point; sessions arrive mostly in the morning and the evening."""
-
-    kind: Literal["ev_charger"]
-    carrier: CarrierName = "electricity"
-    rated_power_kw: Positive
-    sessions_per_day: NonNegative = 4.0
-    weekend_factor: Annotated[float, Field(ge=0, le=2)] = 0.6
-    session_energy_kwh: tuple[Positive, Positive] = (8.0, 45.0)
-    max_dwell_after_full_min: NonNegative = 30.0
-
-
-class GasMeterSpec(_DeviceBase):
-    """A natural-gas meter with a volume register and a flow following a daily shape."""
-
-    kind: Literal["gas_meter"]
-    carrier: CarrierName = "gas"
-    shape: ProfileShape = "canteen"
-    base_flow_m3_per_h: NonNegative = 0.0
-    peak_flow_m3_per_h: NonNegative = 20.0
-    weekend_factor: Annotated[float, Field(ge=0, le=2)] = 1.0
-
-
-class HeatMeterSpec(_DeviceBase):
-    """A heat meter on a hot-water loop: energy register, power and supply/return temperatures."""
-
-    kind: Literal["heat_meter"]
-    carrier: CarrierName = "heat"
-    shape: ProfileShape = "workshop"
-    base_power_kw: NonNegative = 0.0
-    peak_power_kw: NonNegative = 300.0
-    weekend_factor: Annotated[float, Field(ge=0, le=2)] = 1.0
-    supply_temperature_c: float = Field(80.0, ge=-50, le=400)
-    design_delta_t_c: Positive = 20.0
-
-
-class WeatherStationSpec(_DeviceBase):
-    """An outdoor temperature sensor (the park's weather, as the other devices see it)."""
-
-    kind: Literal["weather_station"]
-    carrier: CarrierName = "none"
-
-
-DeviceSpec = Annotated[
-    ElectricityMeterSpec | PvInverterSpec | BatterySpec | EvChargerSpec | GasMeterSpec | HeatMeterSpec
-    | WeatherStationSpec,
-    Field(discriminator="kind"),
-]
-ELECTRICAL_KINDS: Final = frozenset({"electricity_meter", "pv_inverter", "battery", "ev_charger"})
-#: Cumulative registers per device kind: the keys ``initial_registers`` may set.
-REGISTER_METRICS: Final[dict[str, tuple[str, ...]]] = {
-    "electricity_meter": ("active_energy_import", "active_energy_export"),
-    "pv_inverter": ("generated_energy",),
-    "battery": ("battery_charge_energy", "battery_discharge_energy"),
-    "ev_charger": ("active_energy_import",),
-    "gas_meter": ("gas_volume",),
-    "heat_meter": ("heat_energy",),
-    "weather_station": (),
-}
-
-
-class ExtraMeterTemplate(_Model):
+class ExtraMeterTemplate(SpecModel):
     """How the ``extra_meters`` generic level-3 meters (for load tests) are generated."""
 
     id_prefix: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,50}$")] = "m3-gen-"
@@ -295,21 +115,28 @@ class ExtraMeterTemplate(_Model):
         ]
 
 
-class Scenario(_Model):
-    """A simulated park: park, sites, devices, generated extra meters, weather, sampling and faults."""
+class Scenario(SpecModel):
+    """A simulated park: park, sites, devices, generated extra meters, weather, sampling, faults, dispatch."""
 
     park: ParkSpec
-    sites: list[SiteSpec] = []
-    devices: list[DeviceSpec] = []
+    sites: list[SiteSpec] = Field(default_factory=list)
+    devices: list[DeviceSpec] = Field(default_factory=list)
     extra_meters: Annotated[int, Field(ge=0, le=100_000)] = 0
     extra_meter_template: ExtraMeterTemplate = ExtraMeterTemplate()
     weather: WeatherSpec = WeatherSpec()
     simulation: SimulationSpec = SimulationSpec()
     faults: FaultSpec = FaultSpec()
+    dispatch: ParkDispatchSpec = ParkDispatchSpec()
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
-        _check_references(self.sites, self.all_devices())
+        devices = self.all_devices()
+        _check_references(self.sites, devices)
+        kinds = {d.id: d.kind for d in devices}
+        for section, device_id in self.dispatch.device_ids():
+            wanted, label = ("ev_charger", "an EV charger") if section == "ev_chargers" else ("hvac", "an HVAC unit")
+            if kinds.get(device_id) != wanted:
+                raise ValueError(f"dispatch.{section}: {device_id!r} is not {label} in this scenario")
         return self
 
     def all_devices(self) -> list[DeviceSpec]:

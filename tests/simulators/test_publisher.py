@@ -201,3 +201,19 @@ async def test_a_failing_sink_stops_the_run():
 
     with pytest.raises(ConnectionError, match="went away"):
         await publish_simulation(load_scenario(), Broken(), duration="1d", speed=0, seed=1, max_in_flight=4)
+
+
+async def test_report_lists_ev_sessions_and_their_unmet_energy():
+    data = load_scenario().with_overrides(extra_meters=0).model_dump(mode="python")
+    data["dispatch"] = {"ev_chargers": [{"start_hour": 0, "end_hour": 24, "max_power_kw": 0}]}  # charging banned
+    report, _ = await simulate(Scenario.model_validate(data), duration="1d", record=False)
+    assert report.ev_sessions
+    assert all(s.delivered_kwh == 0 and s.unmet_kwh == s.requested_kwh for s in report.ev_sessions)
+    unmet = report.ev_unmet_energy_kwh
+    assert sum(unmet.values()) == pytest.approx(sum(s.requested_kwh for s in report.ev_sessions))
+    assert set(unmet) <= {"ev-dc-1", "ev-dc-2", "ev-ac-1", "ev-ac-2"}
+    rows = dict(report.summary())
+    assert rows["EV sessions ended / unmet energy"] == f"{len(report.ev_sessions)} / {sum(unmet.values()):.3f} kWh"
+    free, _ = await simulate(duration="1d", record=False)
+    assert free.ev_sessions
+    assert sum(free.ev_unmet_energy_kwh.values()) == 0

@@ -6,7 +6,7 @@ import yaml
 import simulators
 from parkpulse.db import ParkRecord, SiteRecord
 from simulators import DEFAULT_SCENARIO, Scenario, ScenarioError, load_scenario
-from simulators._scenario import ElectricityMeterSpec
+from simulators._device_specs import ElectricityMeterSpec
 
 
 def test_public_api_is_exported():
@@ -88,8 +88,8 @@ def test_not_a_mapping(tmp_path):
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda d: d["devices"][5].update(capacity_kwh=-1), r"devices\[5\] \(m3-dc-it\)\.capacity_kwh: Extra inputs"),
-        (lambda d: d["devices"][7].update(capacity_kwh=-1), r"devices\[7\] \(bess-1\)\.capacity_kwh: .*greater than 0"),
+        (lambda d: d["devices"][6].update(capacity_kwh=-1), r"devices\[6\] \(m3-dc-it\)\.capacity_kwh: Extra inputs"),
+        (lambda d: d["devices"][8].update(capacity_kwh=-1), r"devices\[8\] \(bess-1\)\.capacity_kwh: .*greater than 0"),
         (lambda d: d["devices"][1].update(kind="toaster"), r"devices\[1\] \(m2-office\).*tag 'toaster'"),
         (lambda d: d["devices"][1].update(parent="nowhere"), r"parent 'nowhere' is not an electricity meter"),
         (lambda d: d["devices"][1].update(site="mars"), r"unknown site 'mars'"),
@@ -97,11 +97,11 @@ def test_not_a_mapping(tmp_path):
         (lambda d: d["devices"][1].update(id="Bad Id"), r"devices\[1\] \(Bad Id\)\.id: String should match"),
         (lambda d: d["park"].update(timezone="Mars/Olympus"), r"park\.timezone: .*unknown IANA time zone"),
         (lambda d: d["devices"][0].update(parent="m2-office"), r"parent chain loops"),
-        (lambda d: d["devices"][12].update(parent="m1-boundary"), r"gas_meter cannot sit below"),
+        (lambda d: d["devices"][13].update(parent="m1-boundary"), r"gas_meter cannot sit below"),
         (lambda d: d["devices"][1].update(initial_registers={"gas_volume": 5}), r"not a register of a electricity"),
         (lambda d: d["devices"][1].update(initial_registers={"active_energy_import": 2e6}), r"below register_max"),
-        (lambda d: d["devices"][7].update(initial_soc_pct=99), r"soc_min_pct <= initial_soc_pct"),
-        (lambda d: d["devices"][7]["schedule"][0].update(follow_pv_fraction=0.5), r"exactly one of power_kw"),
+        (lambda d: d["devices"][8].update(initial_soc_pct=99), r"soc_min_pct <= initial_soc_pct"),
+        (lambda d: d["devices"][8]["schedule"][0].update(follow_pv_fraction=0.5), r"exactly one of power_kw"),
         (lambda d: d.update(extra_meters=-1), r"extra_meters: .*greater than or equal to 0"),
         (lambda d: d["extra_meter_template"].update(parent="pv-1"), r"parent 'pv-1' is not an electricity meter"),
     ],
