@@ -19,6 +19,7 @@ test: lint $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/mypy scripts
 
 services: $(STAMP)
 	$(BIN)/parkpulse services up

@@ -12,9 +12,15 @@ from typing import Annotated
 
 import typer
 
+from aggregation._cli import aggregate, register_import_commands, report_app
+from api._cli import keys_app, serve, ven_app
+from dashboards._cli import dashboards_app
+from edge._cli import edge_command, edge_outbox_command
+from flex._cli import dr_app
 from parkpulse.logconfig import configure_logging
 from parkpulse.services import services_app
 from simulators import simulate
+from simulators.protocol._cli import protocol_sim_command
 
 app = typer.Typer(name="parkpulse", help="ParkPulse: energy and carbon metering for industrial parks.",
                   no_args_is_help=True, pretty_exceptions_show_locals=False)
@@ -27,7 +33,18 @@ app.add_typer(db_app, name="db")
 app.add_typer(schema_app, name="schema")
 app.add_typer(bench_app, name="bench")
 app.add_typer(import_app, name="import")
+app.command("aggregate")(aggregate)
+app.add_typer(report_app, name="report")
+register_import_commands(import_app)
 app.command("simulate")(simulate)
+app.add_typer(dr_app, name="dr")
+app.command("api")(serve)
+app.add_typer(keys_app, name="api-keys")
+app.add_typer(ven_app, name="ven")
+app.command("edge")(edge_command)
+app.command("edge-outbox")(edge_outbox_command)
+app.command("protocol-sim")(protocol_sim_command)
+app.add_typer(dashboards_app, name="dashboards")
 
 
 @db_app.command("migrate")

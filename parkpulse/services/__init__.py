@@ -7,6 +7,7 @@ a cache dir (default ``<project>/.cache``).
 """
 
 from parkpulse.services._cli import services_app
+from parkpulse.services._compose import compose_cli
 from parkpulse.services._errors import ServicesError, ServicesUnavailableError
 from parkpulse.services._manager import ENV_FILE, down, status, up
 from parkpulse.services._settings import ServiceEndpoints, ServicesSettings, default_cache_dir
@@ -17,6 +18,7 @@ __all__ = [
     "ServicesError",
     "ServicesSettings",
     "ServicesUnavailableError",
+    "compose_cli",
     "default_cache_dir",
     "down",
     "services_app",

@@ -9,10 +9,12 @@ from pathlib import Path
 
 from parkpulse.paths import project_root
 from parkpulse.services._errors import ServicesError
+from parkpulse.services._local import local_supported, rootfs_path
+from parkpulse.services._rootfs import ensure_mounts, ensure_rootfs
 from parkpulse.services._settings import ServicesSettings
 from parkpulse.services._system import Progress, run, write_if_changed
 
-__all__ = ["SERVICES", "compose_status", "compose_stop", "compose_up", "docker_engine_available"]
+__all__ = ["SERVICES", "compose_cli", "compose_status", "compose_stop", "compose_up", "docker_engine_available"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,3 +69,38 @@ def compose_status(cache_dir: Path, settings: ServicesSettings) -> dict[str, str
         return dict.fromkeys(SERVICES, f"stopped (docker: {exc})")
     running = set(output.split())
     return {name: ("running (docker)" if name in running else "stopped (docker)") for name in SERVICES}
+
+
+def _compose_v2(command: list[str]) -> bool:
+    try:
+        done = subprocess.run(  # noqa: S603 - fixed argv: a docker/compose binary and "version"
+            [*command, "version"], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0 and "version v2." in done.stdout.lower().replace("version 2.", "version v2.")
+
+
+def compose_cli(cache_dir: Path, say: Progress) -> list[str] | None:
+    """A Docker Compose v2 command line that can at least parse and validate the project's compose file.
+
+    Uses ``docker compose`` or ``docker-compose`` when either is v2. On this project's local path (root on
+    Debian, no Docker) it installs Debian trixie's ``docker-compose`` package into the services' trixie
+    root and runs that binary on the host (it needs only libc): enough for ``docker compose config``,
+    which needs no engine. Returns None when none of that is possible.
+    """
+    for command in (["docker", "compose"], ["docker-compose"]):
+        if shutil.which(command[0]) is not None and _compose_v2(command):
+            return command
+    if not local_supported():
+        return None
+    root = rootfs_path(cache_dir, ServicesSettings())
+    binary = root / "usr/libexec/docker/cli-plugins/docker-compose"
+    if not binary.is_file():
+        ensure_rootfs(root, say)
+        ensure_mounts(root)
+        say("installing Debian's docker-compose into the trixie root (for `docker compose config`)")
+        run(["chroot", str(root), "sh", "-c",
+             "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose || "
+             "(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose)"],
+            timeout=600)
+    return [str(binary)] if binary.is_file() and _compose_v2([str(binary)]) else None

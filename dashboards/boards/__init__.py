@@ -1,0 +1,15 @@
+"""The five ParkPulse dashboards, one module each; :func:`all_boards` lists them in menu order."""
+
+from __future__ import annotations
+
+from dashboards._context import BuildContext
+from dashboards._model import Board
+from dashboards.boards import energy, health, live, pue, vpp
+
+
+def all_boards(ctx: BuildContext) -> list[Board]:
+    """Every board for the context's language: live, energy & carbon, PUE, VPP & DR, data quality."""
+    return [module.board(ctx) for module in (live, energy, pue, vpp, health)]
+
+
+__all__ = ["all_boards"]

@@ -1,0 +1,233 @@
+"""``edge.yaml``: what one edge agent polls, where it stores, and where it publishes.
+
+Example (the README has the complete annotated version)::
+
+    agent_id: gw-01
+    park_id: demo-park
+    mqtt: {url: "mqtt://broker.example:1883"}
+    outbox: {path: /var/lib/parkpulse/outbox.sqlite, max_bytes: 536870912, full_policy: drop_oldest}
+    devices:
+      - id: m-001
+        profile: eastron_sdm630
+        transport: {kind: modbus_tcp, host: 10.0.0.21, port: 502, unit_id: 1}
+        poll_interval_s: 15
+        metering_level: 2
+        mqtt: {username: m-001, password_file: /etc/parkpulse/m-001.secret}
+      - id: m-002
+        profile: dlt645_2007_3p
+        transport: {kind: dlt645_tcp, host: 10.0.0.30, port: 8899, address: "000000000161"}
+        ct_ratio: 200
+        pt_ratio: 1
+
+Only :class:`EdgeSettings` (the pydantic-settings class of this service) reads the environment: it
+supplies the broker URL when ``edge.yaml`` does not name one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edge.errors import ConfigError
+from edge.outbox import Durability, FullPolicy
+from parkpulse.settings import ServiceSettings, parse_mqtt_url
+
+Id = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+
+
+class EdgeSettings(ServiceSettings):
+    """Environment settings of the edge agent (``PARKPULSE_MQTT_URL``, ``PARKPULSE_LOG_LEVEL``)."""
+
+    database_url: str = ""  # the edge agent never talks to the database
+    mqtt_url: str = ""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Credentials(_Model):
+    """MQTT user name and password; the password may come from a file so it stays out of ``edge.yaml``."""
+
+    username: str | None = None
+    password: str | None = None
+    password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_password(self) -> Credentials:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give password or password_file, not both")
+        return self
+
+    def resolve_password(self, base_dir: Path) -> str | None:
+        """The password, reading ``password_file`` (relative to ``edge.yaml``) when set."""
+        if self.password_file is None:
+            return self.password
+        path = self.password_file if self.password_file.is_absolute() else base_dir / self.password_file
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read MQTT password file {path}: {exc}") from None
+
+
+class Backoff(_Model):
+    """Capped, jittered exponential backoff: sleep ``uniform(0, min(max_s, initial_s * 2**attempt))``."""
+
+    initial_s: Annotated[float, Field(gt=0)] = 0.5
+    max_s: Annotated[float, Field(gt=0)] = 30.0
+
+
+class MqttConfig(Credentials):
+    """Broker connection; the credentials here are the default for devices without their own."""
+
+    url: str | None = None
+    ca_file: Path | None = None
+    keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
+    publish_timeout_s: Annotated[float, Field(gt=0)] = 15.0
+    max_inflight: Annotated[int, Field(ge=1, le=65535)] = 100
+    backoff: Backoff = Backoff()
+
+
+class OutboxConfig(_Model):
+    """The local SQLite store-and-forward buffer and its bounds."""
+
+    path: Path = Path("edge-outbox.sqlite")
+    max_messages: Annotated[int, Field(ge=1)] = 2_000_000
+    max_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024 * 1024
+    full_policy: FullPolicy = FullPolicy.DROP_OLDEST
+    durability: Durability = Durability.FULL
+
+
+class DrainConfig(_Model):
+    """How fast a backlog is replayed after a broker outage; live data is always sent first."""
+
+    batch_size: Annotated[int, Field(ge=1, le=10_000)] = 100
+    backlog_rate_msgs_per_s: Annotated[float, Field(gt=0)] = 500.0
+
+
+class ModbusTcpTransport(_Model):
+    """A Modbus TCP device or RS-485 gateway (``framer: rtu`` for RTU frames tunnelled over TCP)."""
+
+    kind: Literal["modbus_tcp"]
+    host: str
+    port: Annotated[int, Field(ge=1, le=65535)] = 502
+    unit_id: Annotated[int, Field(ge=0, le=255)] = 1
+    framer: Literal["socket", "rtu"] = "socket"
+    timeout_s: Annotated[float, Field(gt=0)] = 3.0
+
+
+class Dlt645TcpTransport(_Model):
+    """A DL/T 645 meter behind a transparent RS-485/TCP gateway (several meters may share one)."""
+
+    kind: Literal["dlt645_tcp"]
+    host: str
+    port: Annotated[int, Field(ge=1, le=65535)]
+    address: Annotated[str, Field(pattern=r"^(?:[0-9]{2}|AA){6}$")]
+    timeout_s: Annotated[float, Field(gt=0)] = 3.0
+    read_clock: bool = True
+
+
+Transport = Annotated[ModbusTcpTransport | Dlt645TcpTransport, Field(discriminator="kind")]
+
+
+class DeviceConfig(_Model):
+    """One meter: how to reach it, its profile, schedule, metadata and MQTT identity."""
+
+    id: Id
+    profile: str
+    transport: Transport
+    poll_interval_s: Annotated[float, Field(gt=0)] = 15.0
+    poll_offset_s: Annotated[float, Field(ge=0)] = 0.0
+    ct_ratio: Annotated[float, Field(gt=0)] = 1.0
+    pt_ratio: Annotated[float, Field(gt=0)] = 1.0
+    metering_level: Literal[1, 2, 3] | None = None
+    site: Id | None = None
+    role: str | None = None
+    firmware: str | None = None
+    rated_power_kw: Annotated[float, Field(gt=0)] | None = None
+    mqtt: Credentials = Credentials()
+
+    @property
+    def multiplier(self) -> float:
+        """CT x PT, reported in the birth message."""
+        return self.ct_ratio * self.pt_ratio
+
+
+class EdgeConfig(_Model):
+    """The whole ``edge.yaml``."""
+
+    agent_id: Id
+    park_id: Id
+    mqtt: MqttConfig = MqttConfig()
+    outbox: OutboxConfig = OutboxConfig()
+    drain: DrainConfig = DrainConfig()
+    status_interval_s: Annotated[float, Field(gt=0)] = 60.0
+    offline_after_failures: Annotated[int, Field(ge=1)] = 3
+    shutdown_grace_s: Annotated[float, Field(ge=0)] = 5.0
+    meter_utc_offset_h: float = 8.0
+    profile_paths: list[Path] = []
+    devices: Annotated[list[DeviceConfig], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _unique_devices(self) -> EdgeConfig:
+        ids = [d.id for d in self.devices]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"device ids listed twice: {', '.join(dupes)}")
+        return self
+
+
+def parse_config(data: object, *, origin: str = "<data>") -> EdgeConfig:
+    """Validate parsed YAML into an :class:`EdgeConfig`; raises :class:`ConfigError` naming ``origin``."""
+    try:
+        return EdgeConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid edge configuration {origin}: {exc}") from None
+
+
+def load_config(path: Path) -> EdgeConfig:
+    """Read ``edge.yaml``; relative paths inside it are resolved against its directory."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read edge configuration {path}: {exc}") from None
+    config = parse_config(data, origin=str(path))
+    base = path.resolve().parent
+    outbox_path = config.outbox.path if config.outbox.path.is_absolute() else base / config.outbox.path
+    profile_paths = [p if p.is_absolute() else base / p for p in config.profile_paths]
+    return config.model_copy(update={
+        "outbox": config.outbox.model_copy(update={"path": outbox_path}),
+        "profile_paths": profile_paths,
+    })
+
+
+def broker_url(config: EdgeConfig, settings: EdgeSettings | None) -> str:
+    """The broker URL: ``mqtt.url`` from ``edge.yaml``, else ``PARKPULSE_MQTT_URL``; validated."""
+    url = config.mqtt.url or (settings.mqtt_url if settings else "")
+    if not url:
+        raise ConfigError("no MQTT broker: set mqtt.url in edge.yaml or PARKPULSE_MQTT_URL")
+    try:
+        parse_mqtt_url(url)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return url
+
+
+__all__ = [
+    "Backoff",
+    "Credentials",
+    "DeviceConfig",
+    "Dlt645TcpTransport",
+    "DrainConfig",
+    "EdgeConfig",
+    "EdgeSettings",
+    "ModbusTcpTransport",
+    "MqttConfig",
+    "OutboxConfig",
+    "broker_url",
+    "load_config",
+    "parse_config",
+]

@@ -1,0 +1,146 @@
+"""The Chinese public-holiday calendar (data file) and the day types baselines select on.
+
+Baseline methods pick "similar days": workdays for a workday event, weekends and holidays otherwise, and
+never a public holiday for a workday baseline. In China the working week is moved around holidays
+(调休), so a Saturday can be a working day and a Wednesday a holiday; the calendar therefore comes from the
+State Council's yearly notice, shipped as data (``flex/data/cn_public_holidays.yaml``) with its source and
+status, never from ``date.weekday()`` alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from enum import StrEnum
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from flex.errors import CalendarCoverageError, DataFileError
+
+_DEFAULT_FILE = "cn_public_holidays.yaml"
+_SATURDAY = 5
+
+
+class DayType(StrEnum):
+    """What kind of day a local calendar date is, for baseline day selection."""
+
+    WORKDAY = "workday"                    # Monday to Friday, not a public holiday
+    ADJUSTED_WORKDAY = "adjusted_workday"  # a weekend day declared a working day (调休上班)
+    WEEKEND = "weekend"                    # Saturday or Sunday, not a holiday and not adjusted
+    HOLIDAY = "holiday"                    # inside a public-holiday block (放假)
+
+    @property
+    def is_working(self) -> bool:
+        """True for days on which a normal production schedule runs."""
+        return self in (DayType.WORKDAY, DayType.ADJUSTED_WORKDAY)
+
+
+@dataclass(frozen=True, slots=True)
+class YearInfo:
+    """Provenance of one calendar year."""
+
+    year: int
+    status: str       # official | provisional
+    confidence: str   # V | K | U
+    notice: str
+
+
+@dataclass(frozen=True, slots=True)
+class HolidayCalendar:
+    """Public holidays and adjusted working days for the years the data file covers."""
+
+    holidays: dict[date, str]
+    adjusted_workdays: frozenset[date]
+    years: dict[int, YearInfo]
+    source: str
+
+    @property
+    def covered_years(self) -> tuple[int, ...]:
+        """The calendar years this calendar can classify."""
+        return tuple(sorted(self.years))
+
+    def covers(self, day: date) -> bool:
+        """True when the year of ``day`` is in the data file."""
+        return day.year in self.years
+
+    def is_provisional(self, day: date) -> bool:
+        """True when ``day`` falls in a year whose official notice is not in the data yet."""
+        info = self.years.get(day.year)
+        return info is not None and info.status != "official"
+
+    def day_type(self, day: date) -> DayType:
+        """Classify ``day``; raises :class:`CalendarCoverageError` for years the data does not cover."""
+        if day.year not in self.years:
+            raise CalendarCoverageError(day, self.covered_years)
+        if day in self.holidays:
+            return DayType.HOLIDAY
+        if day in self.adjusted_workdays:
+            return DayType.ADJUSTED_WORKDAY
+        return DayType.WEEKEND if day.weekday() >= _SATURDAY else DayType.WORKDAY
+
+    def holiday_name(self, day: date) -> str | None:
+        """The holiday's Chinese name (e.g. 春节) or None when ``day`` is not a holiday."""
+        return self.holidays.get(day)
+
+
+def _as_date(value: Any, where: str, path: str) -> date:
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise DataFileError(path, f"{where}: {value!r} is not an ISO date") from None
+
+
+def parse_holiday_calendar(document: dict[str, Any], path: str = "<memory>") -> HolidayCalendar:
+    """Build a :class:`HolidayCalendar` from the parsed YAML document; raises :class:`DataFileError`."""
+    years_doc = document.get("years")
+    if not isinstance(years_doc, dict) or not years_doc:
+        raise DataFileError(path, "missing 'years' mapping")
+    holidays: dict[date, str] = {}
+    adjusted: set[date] = set()
+    years: dict[int, YearInfo] = {}
+    for raw_year, body in years_doc.items():
+        year = int(raw_year)
+        if not isinstance(body, dict):
+            raise DataFileError(path, f"year {year}: expected a mapping")
+        status = str(body.get("status", ""))
+        if status not in ("official", "provisional"):
+            raise DataFileError(path, f"year {year}: status must be official or provisional, got {status!r}")
+        years[year] = YearInfo(year, status, str(body.get("confidence", "U")), str(body.get("notice", "")))
+        for block in body.get("holidays") or []:
+            start = _as_date(block.get("from"), f"{year} {block.get('name')}", path)
+            end = _as_date(block.get("to"), f"{year} {block.get('name')}", path)
+            if end < start or (end - start).days > 14:
+                raise DataFileError(path, f"{year} {block.get('name')}: bad range {start}..{end}")
+            day = start
+            while day <= end:
+                holidays[day] = str(block.get("name", "holiday"))
+                day += timedelta(days=1)
+        for raw in body.get("adjusted_workdays") or []:
+            day = _as_date(raw, f"{year} adjusted_workdays", path)
+            if day.weekday() < _SATURDAY:
+                raise DataFileError(path, f"adjusted workday {day} is not a weekend day")
+            adjusted.add(day)
+    clash = adjusted & holidays.keys()
+    if clash:
+        raise DataFileError(path, f"days both holiday and adjusted workday: {sorted(clash)}")
+    return HolidayCalendar(holidays, frozenset(adjusted), years, source=path)
+
+
+def load_holiday_calendar(path: Path | None = None) -> HolidayCalendar:
+    """Load a calendar file; without ``path`` the shipped Chinese calendar (cached)."""
+    if path is None:
+        return _default_calendar()
+    with path.open(encoding="utf-8") as fh:
+        return parse_holiday_calendar(yaml.safe_load(fh), str(path))
+
+
+@cache
+def _default_calendar() -> HolidayCalendar:
+    text = resources.files("flex").joinpath("data", _DEFAULT_FILE).read_text(encoding="utf-8")
+    return parse_holiday_calendar(yaml.safe_load(text), f"flex/data/{_DEFAULT_FILE}")

@@ -1,0 +1,142 @@
+"""A Modbus TCP server (pymodbus) serving simulated meters through their ParkPulse profiles.
+
+One server is one gateway: several meters (unit ids) behind one TCP port, each with its own register
+map taken from an ``edge/profiles`` file. Register blocks exist exactly where the profile's read plan
+reads, so a request outside them gets ILLEGAL_ADDRESS as on a real meter, and a holding-register read of
+an input-register meter fails the same way.
+
+Values are encoded at request time from :meth:`SimMeter.sample`: primary value -> the profile's unit ->
+secondary value (divided by the CT/PT ratio) -> raw register (divided by the scale) -> registers in the
+profile's data type and word order. An offline meter answers with exception 0x0B (gateway target did
+not respond); ``garbage`` corrupts the reply bytes on the wire.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+
+from pymodbus import FramerType
+from pymodbus.constants import ExcCodes
+from pymodbus.server import ModbusTcpServer
+from pymodbus.simulator import DataType as SimDataType
+from pymodbus.simulator import SimData, SimDevice
+
+from edge.errors import RegisterDecodeError
+from edge.profile import ModbusFunction, ModbusPoint, ModbusProfile, plan_reads
+from edge.registers import encode_registers
+from simulators.protocol.physics import SimMeter
+
+logger = logging.getLogger(__name__)
+
+_DUMMY_ADDRESS = 65000  # pymodbus needs a non-empty block per table; meters never map this address
+
+
+@dataclass
+class ModbusSimDevice:
+    """One meter behind the simulated gateway."""
+
+    unit_id: int
+    profile: ModbusProfile
+    meter: SimMeter
+    ct_ratio: float = 1.0
+    pt_ratio: float = 1.0
+
+
+def raw_register_values(point: ModbusPoint, primary: float, *, ct_ratio: float, pt_ratio: float) -> list[int]:
+    """Registers a meter shows for ``primary`` (canonical unit) at ``point`` (inverse of the agent)."""
+    raw = primary / point.unit_factor / point.scaling.factor(ct_ratio, pt_ratio) / point.scale
+    try:
+        return encode_registers(raw, point.type, point.word_order)
+    except RegisterDecodeError:
+        return [0xFFFF] * point.count  # out of range for the register type: what many meters show
+
+
+class ModbusSimServer:
+    """A pymodbus TCP server on ``host:port`` for the given meters (start with :meth:`start`)."""
+
+    def __init__(self, devices: list[ModbusSimDevice], *, host: str = "127.0.0.1", port: int = 5020,
+                 framer: str = "socket") -> None:
+        """Build the register tables; nothing listens until :meth:`start`.
+
+        ``framer="rtu"`` speaks Modbus RTU frames (with CRC) over the TCP connection, like a transparent
+        RS-485 converter in front of RTU meters.
+        """
+        if not devices:
+            raise ValueError("a Modbus server needs at least one device")
+        self.host, self.port, self.framer = host, port, framer
+        self.devices = {d.unit_id: d for d in devices}
+        self.requests = 0
+        self._sim_devices = [self._sim_device(d) for d in devices]
+        self._server: ModbusTcpServer | None = None
+
+    def _sim_device(self, device: ModbusSimDevice) -> SimDevice:
+        points = device.profile.resolved_points()
+        blocks = plan_reads(points, max_registers=device.profile.max_registers_per_read,
+                            max_gap=device.profile.max_gap_registers)
+        tables: dict[ModbusFunction, list[SimData]] = {ModbusFunction.HOLDING: [], ModbusFunction.INPUT: []}
+        for block in blocks:
+            tables[block.function].append(
+                SimData(block.start, count=block.count, values=0, datatype=SimDataType.REGISTERS))
+        for table in tables.values():
+            if not table:
+                table.append(SimData(_DUMMY_ADDRESS, values=0, datatype=SimDataType.REGISTERS))
+        bits = [SimData(0, values=[False] * 16, datatype=SimDataType.BITS)]
+        by_function = {f: [p for p in points if p.function is f] for f in ModbusFunction}
+
+        async def action(  # noqa: PLR0917 - positional signature fixed by pymodbus' SimAction
+            function_code: int, start_address: int, address: int, count: int,
+            registers: list[int], set_values: list[int] | list[bool] | None,
+        ) -> ExcCodes | None:
+            del address, count
+            self.requests += 1
+            if device.meter.faults.offline:
+                return ExcCodes.GATEWAY_NO_RESPONSE
+            if set_values is not None:
+                return ExcCodes.ILLEGAL_FUNCTION  # simulated meters are read-only
+            function = ModbusFunction.INPUT if function_code == 0x04 else ModbusFunction.HOLDING
+            values = device.meter.sample()
+            for point in by_function[function]:
+                if point.metric not in values:
+                    continue
+                regs = raw_register_values(point, values[point.metric],
+                                           ct_ratio=device.ct_ratio, pt_ratio=device.pt_ratio)
+                offset = point.address - start_address
+                registers[offset:offset + len(regs)] = regs
+            return None
+
+        return SimDevice(
+            id=device.unit_id,
+            simdata=(bits, list(bits), tables[ModbusFunction.HOLDING], tables[ModbusFunction.INPUT]),
+            action=action,
+        )
+
+    def _trace_packet(self, sending: bool, data: bytes) -> bytes:
+        """Corrupt replies of meters with the ``garbage`` fault (unit id: MBAP byte 6, RTU byte 0)."""
+        if not sending or len(data) < 8:
+            return data
+        device = self.devices.get(data[0] if self.framer == "rtu" else data[6])
+        if device is None or device.meter.faults.garbage is None:
+            return data
+        if device.meter.faults.garbage == "noise":
+            return bytes(random.getrandbits(8) for _ in data)
+        return data[:7] + bytes([data[7] ^ 0x80 | 0x40]) + data[8:]  # not a valid function code
+
+    async def start(self) -> None:
+        """Listen in the background of the running event loop."""
+        self._server = ModbusTcpServer(
+            self._sim_devices, address=(self.host, self.port), trace_packet=self._trace_packet,
+            framer=FramerType.RTU if self.framer == "rtu" else FramerType.SOCKET,
+        )
+        await self._server.serve_forever(background=True)
+        logger.info("Modbus simulator on %s:%d serving units %s", self.host, self.port, sorted(self.devices))
+
+    async def stop(self) -> None:
+        """Close the listener and every client connection."""
+        if self._server is not None:
+            await self._server.shutdown()  # type: ignore[no-untyped-call]
+            self._server = None
+
+
+__all__ = ["ModbusSimDevice", "ModbusSimServer", "raw_register_values"]

@@ -1,0 +1,1 @@
+"""Tests of the edge agent, its codecs, outbox and the protocol simulators it is tested against."""
