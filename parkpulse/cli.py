@@ -148,7 +148,8 @@ def demo(
     """Run a simulated park end to end on local services and print what was stored."""
     from rich.console import Console
 
-    from parkpulse.demo import print_result, run_demo
+    from parkpulse.demo import print_result, run_demo, run_indicators
+    from parkpulse.settings import ServiceSettings
     from simulators import load_scenario
 
     configure_logging("WARNING")
@@ -159,6 +160,7 @@ def demo(
     print_result(result, console)
     if not result.complete:
         raise typer.Exit(1)
+    run_indicators(ServiceSettings().database_url, result.report, scenario.park.timezone, console)  # type: ignore[call-arg]
 
 
 @bench_app.command("ingest", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
