@@ -28,7 +28,7 @@ from aggregation import AggregationSettings, default_registry, parse_declared_cs
 from aggregation._bulk import Bulk
 from aggregation._inputs import load_park, store_declared
 from aggregation._jobs import AggregationJob
-from aggregation._render import to_table
+from aggregation._render import report_rows
 from aggregation._report import compute_report
 from aggregation._store import load_meta
 from ingest import IngestService, IngestSettings
@@ -176,6 +176,19 @@ def run_indicators(database_url: str, report: SimulationReport, timezone: str, c
         rep = compute_report(bulk, conn, info, period, meta=load_meta(bulk, report.park_id), registry=registry,
                              policy=settings.policy(), basis=None)
         bulk.commit()
-    console.print(to_table(rep))
+    table = Table(title=f"Park indicators, {report.park_id}, {rep.period.label} ({rep.timezone})")
+    for column in ("指标 indicator", "variant", "value", "unit", "est. share", "status"):
+        table.add_column(column, justify="right" if column in ("value", "est. share") else "left", overflow="fold")
+    vintages: set[str] = set()
+    for row in report_rows(rep):
+        if not row["headline"]:
+            continue
+        vintages.update(row["factor_vintages"].values())
+        value = "—" if row["value"] is None else f"{row['value']:.4g}"
+        share = "—" if row["estimated_share"] is None else f"{row['estimated_share']:.1%}"
+        name = row["name_zh"] + (f" [{row['subject']}]" if row["subject"] else "")
+        table.add_row(name, row["variant"], value, row["unit"], share, row["status"])
+    console.print(table)
+    console.print(f"factor vintages: {'; '.join(sorted(vintages))}")
     console.print(f"the month so far holds only the simulated days; details: parkpulse report indicators "
                   f"--park {report.park_id} --period {last:%Y-%m} --all-variants")
