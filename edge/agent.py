@@ -205,7 +205,7 @@ class EdgeAgent:
             endpoint=self.endpoint, keepalive_s=cfg.mqtt.keepalive_s, publish_timeout_s=cfg.mqtt.publish_timeout_s,
             max_inflight=cfg.mqtt.max_inflight, batch_size=cfg.drain.batch_size,
             backoff_initial_s=cfg.mqtt.backoff.initial_s, backoff_max_s=cfg.mqtt.backoff.max_s,
-            tls_params=tls_parameters(self.endpoint, cfg.mqtt.ca_file),
+            tls_params=tls_parameters(self.endpoint, cfg.mqtt.ca_file), require_subscriber=cfg.mqtt.require_subscriber,
         )
         pacer = Pacer(cfg.drain.backlog_rate_msgs_per_s, cfg.drain.batch_size)
         async with AsyncOutbox(self._open_outbox) as store:

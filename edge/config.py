@@ -87,6 +87,9 @@ class MqttConfig(Credentials):
     ca_file: Path | None = None
     keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
     publish_timeout_s: Annotated[float, Field(gt=0)] = 15.0
+    #: Keep readings whose PUBACK says "no matching subscribers" (0x10) and retry: the broker dropped them.
+    #: Turn off only for a broker that no ParkPulse ingest subscribes to (e.g. a relay bridge).
+    require_subscriber: bool = True
     max_inflight: Annotated[int, Field(ge=1, le=65535)] = 100
     backoff: Backoff = Backoff()
 

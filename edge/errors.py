@@ -19,6 +19,7 @@ Hierarchy::
     ├── RegisterDecodeError          registers cannot be decoded as the profile says (count, type)
     ├── OutboxError                  the local store-and-forward database failed
     └── PublishRejectedError         the broker refused a publish (PUBACK reason code >= 0x80)
+        └── NoSubscribersError         the broker accepted a reading but had nobody to deliver it to (0x10)
 
 ``DeviceError`` subclasses carry the device id (when known) so a log line or status message says which
 meter misbehaved. Protocol errors are pure values: the codec raises them without doing any I/O.
@@ -136,3 +137,13 @@ class PublishRejectedError(EdgeError):
         self.topic = topic
         self.reason_code = reason_code
         self.reason = reason
+
+
+class NoSubscribersError(PublishRejectedError):
+    """PUBACK reason 0x10 "No matching subscribers" for a readings message: nobody will ever receive it.
+
+    A non-retained QoS 1 message that matched no subscription is dropped by the broker. Ingest's persistent
+    sessions normally always match; the exception is the window after a broker restart in which Mosquitto
+    has not yet got its *shared* subscriptions back (it does not persist them). Keeping the message in the
+    outbox and retrying a little later turns that window into a delay instead of a loss.
+    """

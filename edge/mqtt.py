@@ -20,8 +20,10 @@ import aiomqtt
 import paho.mqtt.client as paho
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge.errors import PublishRejectedError
+from edge.errors import NoSubscribersError, PublishRejectedError
 from parkpulse.settings import MqttEndpoint
+
+NO_MATCHING_SUBSCRIBERS = 0x10  # MQTT v5 PUBACK reason code: accepted, but nobody subscribed
 
 
 class ConfirmingClient(aiomqtt.Client):
@@ -35,16 +37,18 @@ class ConfirmingClient(aiomqtt.Client):
 
     def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason_code: ReasonCode,
                     properties: Any) -> None:
-        if getattr(reason_code, "is_failure", False):
+        if getattr(reason_code, "is_failure", False) or getattr(reason_code, "value", 0) == NO_MATCHING_SUBSCRIBERS:
             self._puback_failures[mid] = reason_code
         super()._on_publish(client, userdata, mid, reason_code, properties)
 
     async def publish_confirmed(self, topic: str, payload: bytes, *, retain: bool = False,
-                                timeout: float = 15.0) -> None:
+                                timeout: float = 15.0, require_subscriber: bool = False) -> None:
         """Publish at QoS 1 and return only after a *successful* PUBACK.
 
         Raises :class:`aiomqtt.MqttError` when the connection fails or the PUBACK does not come within
         ``timeout``, and :class:`PublishRejectedError` when the broker answers with an error reason code.
+        With ``require_subscriber`` a PUBACK saying "no matching subscribers" (0x10, MQTT v5) raises
+        :class:`NoSubscribersError`: the broker dropped the message, so the caller must keep it.
         """
         info = self._client.publish(topic, payload, 1, retain)
         if info.rc != paho.MQTT_ERR_SUCCESS:
@@ -54,8 +58,13 @@ class ConfirmingClient(aiomqtt.Client):
             with self._pending_call(info.mid, confirmation, self._pending_publishes):
                 await self._wait_for(confirmation.wait(), timeout=timeout)
         code = self._puback_failures.pop(info.mid, None)
-        if code is not None:
-            raise PublishRejectedError(topic, int(code.value), str(code))
+        if code is None:
+            return
+        if int(code.value) == NO_MATCHING_SUBSCRIBERS:
+            if require_subscriber:
+                raise NoSubscribersError(topic, NO_MATCHING_SUBSCRIBERS, str(code))
+            return
+        raise PublishRejectedError(topic, int(code.value), str(code))
 
 
     def consume_disconnect_error(self) -> BaseException | None:

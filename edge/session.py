@@ -27,7 +27,7 @@ from typing import Any
 
 import aiomqtt
 
-from edge.errors import PublishRejectedError
+from edge.errors import NoSubscribersError, PublishRejectedError
 from edge.mqtt import ConfirmingClient, backoff_delay
 from edge.outbox import StoredMessage
 from edge.payload import assemble_readings_message, birth_payload, status_payload
@@ -53,6 +53,7 @@ class SessionOptions:
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
     tls_params: aiomqtt.TLSParameters | None = None
+    require_subscriber: bool = True  # see edge.errors.NoSubscribersError
 
 
 class Pacer:
@@ -105,6 +106,7 @@ class DeviceSession:
         self.connected = asyncio.Event()
         self.published_messages = 0
         self.connects = 0
+        self.undelivered_retries = 0  # batches the broker had no subscriber for (kept, retried)
         self.last_error: str | None = None
         self._stopping = False
         self._client: ConfirmingClient | None = None
@@ -142,6 +144,11 @@ class DeviceSession:
                     await self._drain(client)
                     await self._publish_status(client, online=False, reason="agent_stopped")
                     return
+            except NoSubscribersError as exc:
+                self.last_error = str(exc)
+                self.undelivered_retries += 1
+                logger.warning("%s: broker had no subscriber for our readings (ingest not subscribed yet?); "
+                               "data kept in the outbox, retrying: %s", self.device_id, exc)
             except PublishRejectedError as exc:
                 self.last_error = str(exc)
                 attempt = max(attempt, 5)  # a refusal is a configuration error: retry slowly, keep the data
@@ -226,7 +233,8 @@ class DeviceSession:
         results = await asyncio.gather(
             *(client.publish_confirmed(self.readings_topic,
                                        assemble_readings_message(self.device_id, r.seq, sent_at, r.body),
-                                       timeout=timeout) for r in rows),
+                                       timeout=timeout, require_subscriber=self.options.require_subscriber)
+              for r in rows),
             return_exceptions=True,
         )
         acked = [r.id for r, res in zip(rows, results, strict=True) if res is None]

@@ -163,3 +163,25 @@ async def test_per_device_credentials_and_acl_rejection_keeps_data(
         assert stats.dropped_messages == 0            # ... none is deleted
     finally:
         broker.stop()
+
+
+async def test_readings_nobody_subscribes_to_stay_in_the_outbox_until_someone_does(
+    site: SimSite, mqtt_url: str, park_id: str, tmp_path: Path
+) -> None:
+    """PUBACK 0x10 "no matching subscribers" means the broker dropped the reading: the agent must keep it.
+
+    This is the window after a Mosquitto restart before ingest has its shared subscriptions back.
+    """
+    config = agent_config(park_id, mqtt_url, tmp_path / "outbox.sqlite", site.device_entries(poll_interval_s=0.3)[:1])
+    device = config.devices[0].id
+    async with running_agent(config) as agent:
+        session = agent.sessions[device]
+        await wait_until(lambda: session.undelivered_retries >= 1, timeout=30)
+        stats = read_stats(config.outbox.path)
+        assert stats.published_messages == 0
+        assert stats.pending_messages >= 1  # nothing was deleted although the broker acknowledged it
+        async with collect(_port(mqtt_url), park_id, client_id=f"c-{park_id}") as seen:
+            await wait_until(lambda: len(seen.seqs(device)) >= stats.pending_messages, timeout=60)
+    seqs = sorted(seen.seqs(device))
+    assert seqs[0] in (0, 1)  # the first message, held back while nobody listened, arrived
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # and none after it went missing
