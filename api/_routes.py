@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -68,7 +68,16 @@ def _unprocessable(detail: str) -> HTTPException:
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
 
 
+#: Time parameters must fall in this span: metering data starts in 2000 (schemas.ValidationPolicy), and
+#: look-backs and local-date arithmetic near year 1 or 9999 would leave the calendar.
+_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
 def _check_range(start: datetime | None, end: datetime | None) -> None:
+    for name, value in (("start", start), ("end", end)):
+        if value is not None and not _EARLIEST <= value <= _LATEST:
+            raise _unprocessable(f"{name} must be between {_EARLIEST.date()} and {_LATEST.date()}")
     if start is not None and end is not None and end <= start:
         raise _unprocessable("end must be after start")
 
@@ -156,6 +165,8 @@ def baseline(
     """Baseline for a window with the days used, every excluded day and why, and the adjustment."""
     require_park(client, park_id)
     _check_range(start, end)
+    if notice_date is not None and not _EARLIEST.date() <= notice_date <= _LATEST.date():
+        raise _unprocessable(f"notice_date must be between {_EARLIEST.date()} and {_LATEST.date()}")
     if end - start > timedelta(hours=24):
         raise _unprocessable("the window may span at most 24 hours")
     parsed: dict[str, Any] | None = None

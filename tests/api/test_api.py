@@ -196,3 +196,15 @@ async def test_openapi_document(client: httpx.AsyncClient):
     assert "/v1/parks/{park_id}/openadr/availability-report" in spec["paths"]
     responses = spec["paths"]["/v1/parks/{park_id}/dr-capacity"]["get"]["responses"]
     assert {"200", "401", "403", "404", "422"} <= set(responses)
+
+
+async def test_time_parameters_outside_2000_2100_are_422_not_500(client: httpx.AsyncClient):
+    """Found by schemathesis: a year-1 window overflowed the baseline look-back arithmetic (a 500)."""
+    far = {"start": "0001-01-01T00:00:00Z", "end": "0001-01-01T00:15:00Z"}
+    response = await client.get(f"/v1/parks/{PARK}/baseline", params=far)
+    assert response.status_code == 422, response.text
+    assert "between 2000-01-01 and 2100-01-01" in response.json()["detail"]
+    late = await client.get(f"/v1/parks/{PARK}/events", params={"start": "9999-12-31T00:00:00Z"})
+    assert late.status_code == 422, late.text
+    notice = await client.get(f"/v1/parks/{PARK}/baseline", params=BASELINE_QUERY | {"notice_date": "0001-01-01"})
+    assert notice.status_code == 422, notice.text

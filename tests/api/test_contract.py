@@ -18,7 +18,9 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", _FAKE.app, config=schem
 positive_schema = schemathesis.openapi.from_asgi("/openapi.json", _FAKE.app, config=schemathesis.Config.from_dict(
     {"checks": _CHECKS, "generation": {"mode": "positive"}}
 ))
-_SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+# derandomize: CI explores the same cases every run (a random new find must not decide whether a change lands);
+# explore wider by hand with a higher max_examples (300 per operation passed on 2026-11-20).
+_SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 
 
 @schema.parametrize()
@@ -39,7 +41,7 @@ def test_every_operation_on_the_scoped_park(case):
 
 
 @positive_schema.parametrize()
-@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_every_operation_without_a_valid_key_is_401(case):
     # Whatever credentials the fuzzer makes up (none, random X-API-Key, random bearer) are refused.
     for header in ("X-API-Key", "Authorization"):
