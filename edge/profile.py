@@ -111,10 +111,9 @@ class ModbusPoint:
         return register_count(self.type)
 
 
-class ModbusProfile(_Strict):
-    """A Modbus meter model."""
+class _ProfileBase(_Strict):
+    """What every meter model states about itself, whatever its protocol."""
 
-    protocol: Literal["modbus"]
     name: str
     manufacturer: str = ""
     model: str = ""
@@ -122,6 +121,12 @@ class ModbusProfile(_Strict):
     carrier: str = "electricity"
     source: str = ""
     confidence: str = ""
+
+
+class ModbusProfile(_ProfileBase):
+    """A Modbus meter model."""
+
+    protocol: Literal["modbus"]
     defaults: ModbusDefaults = ModbusDefaults()
     max_registers_per_read: Annotated[int, Field(ge=1, le=125)] = 100
     max_gap_registers: Annotated[int, Field(ge=0, le=124)] = 0
@@ -185,17 +190,10 @@ class Dlt645Clock(_Strict):
         return int(str(value), 16) if isinstance(value, str) else int(value)
 
 
-class Dlt645Profile(_Strict):
+class Dlt645Profile(_ProfileBase):
     """A DL/T 645-2007 meter model."""
 
     protocol: Literal["dlt645"]
-    name: str
-    manufacturer: str = ""
-    model: str = ""
-    kind: str = "electricity_meter"
-    carrier: str = "electricity"
-    source: str = ""
-    confidence: str = ""
     points: Annotated[list[Dlt645PointSpec], Field(min_length=1)]
     energy_metric: str | None = None
     clock: Dlt645Clock | None = None
