@@ -20,7 +20,9 @@ from schemas.payload import (
     StatusMessage,
     ValidationPolicy,
     ValidReading,
+    decode_birth,
     decode_readings,
+    decode_status,
     payload_json_schemas,
 )
 from schemas.topics import TopicAddress, TopicKind, build_topic, is_valid_id, parse_topic, subscription_filter
@@ -56,7 +58,9 @@ __all__ = [
     "build_topic",
     "conversion_factor",
     "convert",
+    "decode_birth",
     "decode_readings",
+    "decode_status",
     "get_metric",
     "get_unit",
     "is_valid_id",

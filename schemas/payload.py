@@ -9,10 +9,17 @@ One ``readings`` message carries a batch of readings from one device::
 Decoding is pure: :func:`decode_readings` takes the raw bytes, the topic and the current time and returns
 the readings that passed (values converted to the metric's canonical unit) and a :class:`Rejection` for
 each reading or message that did not, with a precise reason. Nothing here raises on bad input.
+
+The JSON is held to a stricter contract than pydantic's parser alone enforces (:mod:`schemas._strict_json`):
+an object that repeats a member name is rejected (``duplicate_key``: parsers disagree on which value counts),
+timestamps must be ISO-8601 strings (a number is not read as Unix time), and birth and status strings must
+not hold NUL, other C0 control characters or surrogates (PostgreSQL cannot store them in text or jsonb).
+:func:`decode_birth` and :func:`decode_status` apply the same checks as :func:`decode_readings`.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,9 +27,17 @@ from enum import IntEnum, StrEnum
 from typing import Annotated, Any, Final, Literal, NamedTuple, NotRequired
 
 import pydantic_core
-from pydantic import AwareDatetime, ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
+from schemas._strict_json import (
+    StrictTimestamp,
+    count_keys_and_strings,
+    find_unsafe_string,
+    has_duplicate_keys,
+    printable,
+)
 from schemas.errors import UnitError
 from schemas.metrics import METRICS
 from schemas.topics import ID_PATTERN, TopicAddress
@@ -51,7 +66,7 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
 class ReadingIn(TypedDict):
     """One measurement: when, what, how much, in which unit, how trustworthy."""
 
-    ts: AwareDatetime
+    ts: StrictTimestamp
     metric: Annotated[str, Field(min_length=1, max_length=64)]
     value: FiniteFloat
     unit: Annotated[str, Field(min_length=1, max_length=16)]
@@ -65,7 +80,7 @@ class ReadingsMessage(TypedDict):
     v: Literal[1]
     device: DeviceId
     seq: Annotated[int, Field(ge=0, lt=2**63)]
-    sent_at: NotRequired[AwareDatetime]
+    sent_at: NotRequired[StrictTimestamp]
     readings: Annotated[list[ReadingIn], Field(min_length=1)]
 
 
@@ -74,7 +89,7 @@ class _Envelope(TypedDict):
     v: Literal[1]
     device: DeviceId
     seq: Annotated[int, Field(ge=0, lt=2**63)]
-    sent_at: NotRequired[AwareDatetime]
+    sent_at: NotRequired[StrictTimestamp]
     readings: Annotated[list[Any], Field(min_length=1)]
 
 
@@ -94,7 +109,7 @@ class BirthMessage(TypedDict):
     register_max: NotRequired[Annotated[float, Field(gt=0, allow_inf_nan=False)] | None]
     multiplier: NotRequired[Annotated[float, Field(gt=0, allow_inf_nan=False)]]
     rated_power_kw: NotRequired[Annotated[float, Field(gt=0, allow_inf_nan=False)] | None]
-    sent_at: NotRequired[AwareDatetime]
+    sent_at: NotRequired[StrictTimestamp]
 
 
 @with_config(ConfigDict(extra="allow"))
@@ -104,13 +119,25 @@ class StatusMessage(TypedDict):
     v: Literal[1]
     device: DeviceId
     online: bool
-    sent_at: NotRequired[AwareDatetime]
+    sent_at: NotRequired[StrictTimestamp]
     backlog: NotRequired[Annotated[int, Field(ge=0)]]
 
 
+def _reject_unsafe_strings(message: Any) -> Any:
+    """Reject a birth/status message whose keys or strings (extra fields too) PostgreSQL cannot store."""
+    where = find_unsafe_string(message)
+    if where is not None:
+        raise PydanticCustomError("unsafe_string", "{where}, which PostgreSQL cannot store", {"where": where})
+    return message
+
+
 READINGS_ADAPTER: Final = TypeAdapter(ReadingsMessage)
-BIRTH_ADAPTER: Final = TypeAdapter(BirthMessage)
-STATUS_ADAPTER: Final = TypeAdapter(StatusMessage)
+# The string check is part of the adapters (not only of decode_birth/decode_status), so every caller of
+# validate_json/validate_python gets it; it does not change the exported JSON schema.
+BIRTH_ADAPTER: Final[TypeAdapter[BirthMessage]] = TypeAdapter(
+    Annotated[BirthMessage, AfterValidator(_reject_unsafe_strings)])
+STATUS_ADAPTER: Final[TypeAdapter[StatusMessage]] = TypeAdapter(
+    Annotated[StatusMessage, AfterValidator(_reject_unsafe_strings)])
 _ENVELOPE_ADAPTER: Final = TypeAdapter(_Envelope)
 _READING_ADAPTER: Final = TypeAdapter(ReadingIn)
 
@@ -131,6 +158,9 @@ class RejectReason(StrEnum):
     OUT_OF_RANGE = "out_of_range"
     FUTURE_TIMESTAMP = "future_timestamp"
     STALE_TIMESTAMP = "stale_timestamp"
+    DUPLICATE_KEY = "duplicate_key"  # an object repeats a member name: parsers disagree on which value counts
+    UNREGISTERED = "unregistered"    # the device or park is not in the registry (ingest)
+    STORE_ERROR = "store_error"      # the database refused the message (ingest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,9 +225,37 @@ class DecodedMessage:
 
 
 def _error_text(exc: ValidationError, limit: int = 3) -> str:
+    """The first ``limit`` errors as one line; escaped, since locations can hold keys the device sent."""
     errs = exc.errors(include_url=False, include_input=False)
     text = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in errs[:limit])
-    return text + (f" (+{len(errs) - limit} more)" if len(errs) > limit else "")
+    return printable(text + (f" (+{len(errs) - limit} more)" if len(errs) > limit else ""))
+
+
+class _DuplicateKeyError(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKeyError(key)
+        seen[key] = value
+    return seen
+
+
+def _duplicate_key_detail(raw: bytes) -> str:
+    """Rejection detail naming the repeated member. Runs only for a rejected message, so a second parse
+    (the standard library's, which can report pairs) costs nothing on the accepting path."""
+    try:
+        json.loads(raw, object_pairs_hook=_refuse_duplicates)
+    except _DuplicateKeyError as exc:
+        return f"member name {printable(repr(exc.key))} appears more than once in one object"
+    except (ValueError, RecursionError):
+        pass
+    return "a member name appears more than once in one object"
 
 
 def _reading_rejection(exc: ValidationError, index: int) -> Rejection:
@@ -232,7 +290,10 @@ def decode_readings(  # noqa: PLR0911, PLR0912, PLR0915 -- one flat pass: this i
 
     Returns the readings that passed, converted to canonical units, and a rejection per bad reading or
     for the whole message. The fast path validates the whole message in one pydantic call; only when that
-    fails are readings validated one by one, so one bad reading never discards its neighbours.
+    fails are readings validated one by one, so one bad reading never discards its neighbours. A member name
+    repeated in any object (envelope or reading) rejects the whole message as ``duplicate_key``: which value
+    counts depends on the parser, so no reading of it can be trusted. The check counts tokens in the raw
+    bytes against the parsed result (:func:`schemas._strict_json.has_duplicate_keys`): no second parse.
     """
     pol = policy or ValidationPolicy()
     result = DecodedMessage()
@@ -248,11 +309,20 @@ def decode_readings(  # noqa: PLR0911, PLR0912, PLR0915 -- one flat pass: this i
         msg: dict[str, Any] = READINGS_ADAPTER.validate_json(raw)  # type: ignore[assignment]
         items = msg["readings"]
         prevalidated = True
+        # Every key is a string token, and so are device, sent_at and each reading's fields except value
+        # (the schema accepts nothing else there); seq may be a numeric string: then the count is a lower
+        # bound and has_duplicate_keys falls back to its exact count.
+        n_item_keys = sum(map(len, items))
+        n_keys = len(msg) + n_item_keys
+        if has_duplicate_keys(raw, n_keys, n_keys + 1 + ("sent_at" in msg) + n_item_keys - len(items)):
+            return _whole(result, RejectReason.DUPLICATE_KEY, _duplicate_key_detail(raw))
     except ValidationError:
         try:
             parsed = pydantic_core.from_json(raw, allow_inf_nan=True)
         except ValueError as exc:
-            return _whole(result, RejectReason.INVALID_JSON, str(exc)[:200])
+            return _whole(result, RejectReason.INVALID_JSON, printable(str(exc)[:200]))
+        if has_duplicate_keys(raw, *count_keys_and_strings(parsed)):
+            return _whole(result, RejectReason.DUPLICATE_KEY, _duplicate_key_detail(raw))
         try:
             msg = _ENVELOPE_ADAPTER.validate_python(parsed)  # type: ignore[assignment]
         except ValidationError as exc:
@@ -304,6 +374,66 @@ def decode_readings(  # noqa: PLR0911, PLR0912, PLR0915 -- one flat pass: this i
             continue
         accepted.append(ValidReading(metric, ts, value, quality_codes[item.get("quality", "good")]))
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedDeviceMessage:
+    """The outcome of decoding a birth or status payload: the validated message, or why it was rejected."""
+
+    message: dict[str, Any] | None
+    rejection: Rejection | None = None
+
+
+def _decode_device_message(  # noqa: PLR0911 -- a flat sequence of checks, each with its own rejection
+    adapter: TypeAdapter[Any], address: TopicAddress, raw: bytes, policy: ValidationPolicy | None
+) -> DecodedDeviceMessage:
+    """Shared birth/status decoding: size, UTF-8, JSON, duplicate keys, schema and storable strings, device."""
+    pol = policy or ValidationPolicy()
+
+    def reject(reason: RejectReason, detail: str) -> DecodedDeviceMessage:
+        return DecodedDeviceMessage(None, Rejection(reason, detail))
+
+    if len(raw) > pol.max_message_bytes:
+        return reject(RejectReason.OVERSIZED, f"{len(raw)} bytes > limit {pol.max_message_bytes}")
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return reject(RejectReason.INVALID_UTF8, f"byte {exc.start}: {exc.reason}")
+    try:
+        message: dict[str, Any] = adapter.validate_json(raw)
+    except ValidationError as exc:
+        try:
+            parsed = pydantic_core.from_json(raw, allow_inf_nan=True)
+        except ValueError as json_exc:
+            return reject(RejectReason.INVALID_JSON, printable(str(json_exc)[:200]))
+        if has_duplicate_keys(raw, *count_keys_and_strings(parsed)):
+            return reject(RejectReason.DUPLICATE_KEY, _duplicate_key_detail(raw))
+        return reject(RejectReason.SCHEMA_VIOLATION, _error_text(exc))
+    # The validated dict keeps every key and extra value as parsed; its strings and datetimes (sent_at,
+    # strict: only from a string) are string tokens, and a lax field that took "1.5" only lowers the bound.
+    if has_duplicate_keys(raw, *count_keys_and_strings(message)):
+        return reject(RejectReason.DUPLICATE_KEY, _duplicate_key_detail(raw))
+    if message["device"] != address.device_id:
+        return reject(RejectReason.DEVICE_MISMATCH,
+                      f"payload device {message['device']!r} != topic device {address.device_id!r}")
+    return DecodedDeviceMessage(message)
+
+
+def decode_birth(address: TopicAddress, raw: bytes, *, policy: ValidationPolicy | None = None
+                 ) -> DecodedDeviceMessage:
+    """Validate a ``birth`` payload received on ``address``'s topic.
+
+    Rejections, each with a detail: ``oversized``, ``invalid_utf8``, ``invalid_json``, ``duplicate_key``
+    (at any depth, extra fields included), ``schema_violation`` (also for a key or string holding NUL,
+    another C0 control character or a surrogate, named in the detail) and ``device_mismatch``.
+    """
+    return _decode_device_message(BIRTH_ADAPTER, address, raw, policy)
+
+
+def decode_status(address: TopicAddress, raw: bytes, *, policy: ValidationPolicy | None = None
+                  ) -> DecodedDeviceMessage:
+    """Validate a ``status`` payload (or last will) received on ``address``'s topic; as :func:`decode_birth`."""
+    return _decode_device_message(STATUS_ADAPTER, address, raw, policy)
 
 
 def payload_json_schemas() -> dict[str, dict[str, Any]]:
