@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from edge.config import DeviceConfig, EdgeConfig, EdgeSettings, ModbusTcpTransport, broker_url
+from edge.config import DeviceConfig, EdgeConfig, EdgeSettings, ModbusTcpTransport, broker_url, device_credentials
 from edge.errors import ConfigError, DeviceError, OutboxError
 from edge.mqtt import tls_parameters
 from edge.outbox import NewMessage, Outbox
@@ -170,9 +170,7 @@ class EdgeAgent:
 
     def _session(self, device: DeviceConfig, store: AsyncOutbox, pacer: Pacer,
                  options: SessionOptions) -> DeviceSession:
-        creds = device.mqtt if device.mqtt.username is not None else self.config.mqtt
-        username = creds.username or self.endpoint.username
-        password = creds.resolve_password(self.base_dir) if creds.username is not None else self.endpoint.password
+        username, password = device_credentials(self.config, device, self.endpoint, self.base_dir)
 
         async def status() -> dict[str, Any]:
             return await self._status_fields(device.id)

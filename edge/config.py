@@ -12,7 +12,7 @@ Example (the README has the complete annotated version)::
         transport: {kind: modbus_tcp, host: 10.0.0.21, port: 502, unit_id: 1}
         poll_interval_s: 15
         metering_level: 2
-        mqtt: {username: m-001, password_file: /etc/parkpulse/m-001.secret}
+        mqtt: {password_file: /etc/parkpulse/m-001.secret}   # user name demo-park/m-001
       - id: m-002
         profile: dlt645_2007_3p
         transport: {kind: dlt645_tcp, host: 10.0.0.30, port: 8899, address: "000000000161"}
@@ -21,6 +21,10 @@ Example (the README has the complete annotated version)::
 
 Only :class:`EdgeSettings` (the pydantic-settings class of this service) reads the environment: it
 supplies the broker URL when ``edge.yaml`` does not name one.
+
+Each device connects as MQTT user ``{park_id}/{device_id}`` unless a user name is configured
+(:func:`device_credentials`): the broker's ACL (deploy/mosquitto/parkpulse.acl) binds that identity to the
+park's and device's own topics, so one device's password cannot write another device's or park's data.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from edge.errors import ConfigError
 from edge.outbox import Durability, FullPolicy
-from parkpulse.settings import ServiceSettings, parse_mqtt_url
+from parkpulse.settings import MqttEndpoint, ServiceSettings, parse_mqtt_url
 
 Id = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 
@@ -50,7 +54,11 @@ class _Model(BaseModel):
 
 
 class Credentials(_Model):
-    """MQTT user name and password; the password may come from a file so it stays out of ``edge.yaml``."""
+    """MQTT user name and password; the password may come from a file so it stays out of ``edge.yaml``.
+
+    Leave ``username`` out for ParkPulse's broker: devices then connect as ``{park_id}/{device_id}``, the
+    identity its ACL expects (see :func:`device_credentials`).
+    """
 
     username: str | None = None
     password: str | None = None
@@ -61,6 +69,11 @@ class Credentials(_Model):
         if self.password is not None and self.password_file is not None:
             raise ValueError("give password or password_file, not both")
         return self
+
+    @property
+    def has_password(self) -> bool:
+        """Whether a password or a password file is configured here."""
+        return self.password is not None or self.password_file is not None
 
     def resolve_password(self, base_dir: Path) -> str | None:
         """The password, reading ``password_file`` (relative to ``edge.yaml``) when set."""
@@ -81,7 +94,12 @@ class Backoff(_Model):
 
 
 class MqttConfig(Credentials):
-    """Broker connection; the credentials here are the default for devices without their own."""
+    """Broker connection; the credentials here are the default for devices without their own.
+
+    A ``username`` here makes every device of the agent connect as that one user, which ParkPulse's ACL
+    refuses (it expects ``{park}/{device}``); it is meant for other brokers. A ``password``/``password_file``
+    here is the default password of every device (one secret per gateway, one user per device).
+    """
 
     url: str | None = None
     ca_file: Path | None = None
@@ -207,6 +225,34 @@ def load_config(path: Path) -> EdgeConfig:
     })
 
 
+def default_username(park_id: str, device_id: str) -> str:
+    """``{park}/{device}``: the MQTT identity the ParkPulse broker's ACL binds to that park and device."""
+    return f"{park_id}/{device_id}"
+
+
+def device_username(config: EdgeConfig, device: DeviceConfig, endpoint: MqttEndpoint) -> str:
+    """The device's ``mqtt.username``, the agent-wide one, the broker URL's user, else ``{park}/{device}``."""
+    return (device.mqtt.username or config.mqtt.username or endpoint.username
+            or default_username(config.park_id, device.id))
+
+
+def device_credentials(config: EdgeConfig, device: DeviceConfig, endpoint: MqttEndpoint,
+                       base_dir: Path) -> tuple[str, str | None]:
+    """The MQTT user name and password one device's session connects with.
+
+    User name, first configured of: the device's ``mqtt.username``, the agent-wide ``mqtt.username``, the
+    broker URL's user, else :func:`default_username` (``{park_id}/{device_id}``). Password, first
+    configured of: the device's ``mqtt.password``/``password_file``, the agent-wide one, the URL's.
+    Explicit settings always win, so brokers with other ACL conventions keep working.
+    """
+    username = device_username(config, device, endpoint)
+    if device.mqtt.has_password:
+        return username, device.mqtt.resolve_password(base_dir)
+    if config.mqtt.has_password:
+        return username, config.mqtt.resolve_password(base_dir)
+    return username, endpoint.password
+
+
 def broker_url(config: EdgeConfig, settings: EdgeSettings | None) -> str:
     """The broker URL: ``mqtt.url`` from ``edge.yaml``, else ``PARKPULSE_MQTT_URL``; validated."""
     url = config.mqtt.url or (settings.mqtt_url if settings else "")
@@ -231,6 +277,9 @@ __all__ = [
     "MqttConfig",
     "OutboxConfig",
     "broker_url",
+    "default_username",
+    "device_credentials",
+    "device_username",
     "load_config",
     "parse_config",
 ]

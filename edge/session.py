@@ -2,10 +2,11 @@
 
 Why one connection per device (not one per agent): MQTT allows one will per connection, and the will is
 what tells ParkPulse that a device went silent because its agent, gateway link or power died. Per-device
-connections also let the broker bind each device's credentials to its own topics
-(``pattern write parkpulse/v1/+/%u/#`` in Mosquitto's ACL), so a compromised or misconfigured meter
-identity cannot write another meter's data. The cost, one TCP connection per meter, is small for a
-broker (hundreds per agent are fine) and the sessions share one event loop.
+connections also let the broker bind each device's credentials to its own topics (user name
+``{park}/{device}`` and ``pattern write parkpulse/v1/%u/readings`` in deploy/mosquitto/parkpulse.acl), so
+a compromised or misconfigured meter identity cannot write another meter's or another park's data. The
+cost, one TCP connection per meter, is small for a broker (hundreds per agent are fine) and the sessions
+share one event loop.
 
 Publishing order per connection:
 
@@ -13,6 +14,13 @@ Publishing order per connection:
 2. live messages first: everything enqueued after this connection came up;
 3. the backlog (everything older) in id order, paced by the agent-wide :class:`TokenBucket`;
 4. a row is deleted from the outbox only after its successful PUBACK.
+
+Reconnect backoff (capped, fully jittered, :func:`edge.mqtt.backoff_delay`) grows with every failed
+session and resets only once the broker has *accepted* something that matters: a readings publish with a
+successful PUBACK, or, when there is nothing to drain, the birth and status publishes. A CONNACK alone
+proves nothing: right after a broker restart Mosquitto accepts connections but answers readings with
+0x10 "no matching subscribers" until ingest is back, and resetting on CONNACK turned that window into a
+reconnect storm (24 meters, 630 reconnects in 20 s, each republishing birth and status).
 """
 
 from __future__ import annotations
@@ -107,6 +115,7 @@ class DeviceSession:
         self.published_messages = 0
         self.connects = 0
         self.undelivered_retries = 0  # batches the broker had no subscriber for (kept, retried)
+        self.backoff_attempt = 0  # failed sessions since the broker last accepted a publish that matters
         self.last_error: str | None = None
         self._stopping = False
         self._client: ConfirmingClient | None = None
@@ -129,9 +138,9 @@ class DeviceSession:
     async def run(self) -> None:
         """Connect, publish birth and status, drain; reconnect with capped jittered backoff, forever.
 
-        Returns after :meth:`request_stop` once this device's outbox lane is empty.
+        Returns after :meth:`request_stop` once this device's outbox lane is empty. The backoff is reset
+        by :meth:`_accepted`, not here (see the module docstring).
         """
-        attempt = 0
         while True:
             client = self._make_client()
             try:
@@ -139,7 +148,6 @@ class DeviceSession:
                     self._client = client
                     self.connects += 1
                     await self._on_connect(client)
-                    attempt = 0
                     self.connected.set()
                     await self._drain(client)
                     await self._publish_status(client, online=False, reason="agent_stopped")
@@ -151,7 +159,8 @@ class DeviceSession:
                                "data kept in the outbox, retrying: %s", self.device_id, exc)
             except PublishRejectedError as exc:
                 self.last_error = str(exc)
-                attempt = max(attempt, 5)  # a refusal is a configuration error: retry slowly, keep the data
+                # a refusal is a configuration error: retry slowly, keep the data
+                self.backoff_attempt = max(self.backoff_attempt, 5)
                 logger.error("%s: MQTT session down, data kept in the outbox: %s", self.device_id, exc)  # noqa: TRY400
             except aiomqtt.MqttError as exc:
                 self.last_error = str(exc)
@@ -162,10 +171,14 @@ class DeviceSession:
                 client.consume_disconnect_error()
             if self._stopping:
                 return
-            delay = backoff_delay(attempt, initial_s=self.options.backoff_initial_s,
+            delay = backoff_delay(self.backoff_attempt, initial_s=self.options.backoff_initial_s,
                                   max_s=self.options.backoff_max_s)
-            attempt += 1
+            self.backoff_attempt += 1
             await asyncio.sleep(delay)
+
+    def _accepted(self) -> None:
+        """The broker accepted what this session exists for: the next failure starts the backoff anew."""
+        self.backoff_attempt = 0
 
     def request_stop(self) -> None:
         """Finish: drain what is queued for this device, send ``online: false``, disconnect cleanly."""
@@ -222,6 +235,7 @@ class DeviceSession:
                     await self._publish_batch(client, rows)
                     continue
                 backlog_left = False
+            self._accepted()  # birth and status went through and nothing is waiting: the session works
             if self._stopping:
                 return
             await self.wake.wait()
@@ -239,6 +253,7 @@ class DeviceSession:
         )
         acked = [r.id for r, res in zip(rows, results, strict=True) if res is None]
         if acked:
+            self._accepted()
             await self.store.ack(acked)
             self.published_messages += len(acked)
         for res in results:

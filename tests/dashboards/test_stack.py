@@ -12,7 +12,6 @@ import socket
 import subprocess
 import tempfile
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,14 +24,16 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.config import parse_config
+from edge.config import device_username, parse_config
+from parkpulse.settings import parse_mqtt_url
+from tests.fixtures.deploy_broker import DeployBroker, make_pki
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 DEPLOY = ROOT / "deploy"
 STACK = {"preflight", "migrate", "db-grants", "ingest-1", "ingest-2", "aggregator", "api", "dashboards", "grafana"}
-DEMO = {"simulator", "protocol-sim", "edge"}
+DEMO = {"demo-registry", "simulator", "protocol-sim", "edge"}
 SECRET_KEY = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY|APIKEY")
 COMPOSE_VAR = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -62,7 +63,9 @@ def test_dev_services_keep_their_contract(compose):
     mosquitto, timescaledb = services["mosquitto"], services["timescaledb"]
     assert "profiles" not in mosquitto
     assert "profiles" not in timescaledb
-    assert mosquitto["ports"] == ["127.0.0.1:${PARKPULSE_MQTT_PORT:-18830}:1883"]
+    assert mosquitto["ports"][0] == "127.0.0.1:${PARKPULSE_MQTT_PORT:-18830}:1883"
+    # the device-facing TLS listener (production only) stays on loopback unless .env opens it
+    assert mosquitto["ports"][1:] == ["${PARKPULSE_MQTTS_BIND:-127.0.0.1}:${PARKPULSE_MQTTS_PORT:-18883}:8883"]
     assert timescaledb["ports"] == ["127.0.0.1:${PARKPULSE_PG_PORT:-54329}:5432"]
     assert mosquitto["healthcheck"]["test"]
     assert timescaledb["healthcheck"]["test"]
@@ -79,7 +82,10 @@ def test_the_full_stack_is_there(compose):
         if service.get("restart") != "no":
             assert service.get("healthcheck", {}).get("test"), f"{name} runs for good but has no health check"
     ingest = [services["ingest-1"], services["ingest-2"]]
-    assert {_environment(s)["PARKPULSE_SHARE_GROUP"] for s in ingest} == {"ingest"}  # one shared subscription
+    # plain persistent subscriptions (Mosquitto restores them after a restart), the devices split in two
+    assert all("PARKPULSE_SHARE_GROUP" not in _environment(s) for s in ingest)
+    assert [(s["command"][s["command"].index("--partition-index") + 1],
+             s["command"][s["command"].index("--partition-count") + 1]) for s in ingest] == [("0", "2"), ("1", "2")]
     assert [s["command"][s["command"].index("--client-id") + 1] for s in ingest] == ["ingest-1", "ingest-2"]
     grafana = services["grafana"]
     assert set(grafana["depends_on"]) == {"db-grants", "dashboards", "api"}
@@ -156,8 +162,10 @@ def test_preflight_fails_closed():
 
 def test_demo_edge_agent_uses_one_identity_per_device(env_example):
     config = parse_config(yaml.safe_load((DEPLOY / "edge" / "edge.yaml").read_text(encoding="utf-8")))
-    assert all(d.mqtt.username == d.id for d in config.devices)
-    assert [d.id for d in config.devices] == env_example["PARKPULSE_MQTT_DEMO_DEVICES"].split()
+    endpoint = parse_mqtt_url(config.mqtt.url or "")
+    users = [device_username(config, d, endpoint) for d in config.devices]
+    assert users == [f"demo-park/{d.id}" for d in config.devices]  # the park/device default, bound by the ACL
+    assert users == env_example["PARKPULSE_MQTT_DEMO_DEVICES"].split()
     assert {d.transport.host for d in config.devices} == {"protocol-sim"}
 
 
@@ -184,42 +192,22 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def broker() -> Iterator[int]:
-    """Mosquitto with deploy/mosquitto/parkpulse.conf and parkpulse.acl; only the paths and port differ."""
-    binary, passwd_tool = shutil.which("mosquitto", path="/usr/sbin:/usr/bin"), shutil.which("mosquitto_passwd")
-    if binary is None or passwd_tool is None:
+    """Mosquitto with deploy/mosquitto/parkpulse.conf and parkpulse.acl; only the paths and ports differ.
+
+    The plain (internal) listener; tests/deploy/test_broker_acl_tls.py covers the TLS one.
+    """
+    if shutil.which("mosquitto", path="/usr/sbin:/usr/bin") is None or shutil.which("mosquitto_passwd") is None:
         pytest.skip("mosquitto is not installed")
     base = Path(tempfile.mkdtemp(prefix="parkpulse-acl-"))
-    port = _free_port()
-    passwd = base / "passwd"
-    passwd.touch()
-    for user in ("ingest", "healthcheck", "m-001", "m-002", "simulator"):
-        subprocess.run([passwd_tool, "-b", str(passwd), user, f"pw-{user}"], check=True, capture_output=True)
-    lines = []
-    for line in (DEPLOY / "mosquitto" / "parkpulse.conf").read_text(encoding="utf-8").splitlines():
-        key = line.split(" ", 1)[0]
-        replacement = {"password_file": f"password_file {passwd}",
-                       "acl_file": f"acl_file {DEPLOY / 'mosquitto' / 'parkpulse.acl'}",
-                       "listener": f"listener {port} 127.0.0.1",
-                       "persistence_location": f"persistence_location {base}/",
-                       "log_dest": f"log_dest file {base / 'log'}"}.get(key, line)
-        lines.append(replacement)
-    conf = base / "mosquitto.conf"
-    conf.write_text("user root\n" + "\n".join(lines) + "\n", encoding="utf-8")
-    process = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    users = {user: f"pw-{user}" for user in ("ingest", "healthcheck", "p-1/m-001", "p-1/m-002", "simulator")}
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    pytest.fail(f"mosquitto did not start: {(base / 'log').read_text(errors='replace')}")
-                time.sleep(0.05)
-        yield port
+        deployed = DeployBroker(base, users=users, pki=make_pki(base / "pki"))
+        deployed.start()
+        try:
+            yield deployed.plain_port
+        finally:
+            deployed.stop()
     finally:
-        process.terminate()
-        process.wait(10)
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -277,7 +265,7 @@ class Session:
 
 
 def test_broker_refuses_anonymous_and_wrong_passwords(broker):
-    for user, password in ((None, None), ("m-001", "wrong"), ("nobody", "pw-nobody")):
+    for user, password in ((None, None), ("p-1/m-001", "wrong"), ("nobody", "pw-nobody")):
         session = Session(broker, user, password)
         assert session.connack.is_failure, (user, session.connack)
         session.close()
@@ -295,18 +283,19 @@ def _once(port: int, user: str, action: str, topic: str) -> int:
 def test_devices_publish_only_their_own_topics_and_ingest_reads_them_shared(broker):
     ingest = Session(broker, "ingest", "pw-ingest")
     # Mosquitto accepts any SUBSCRIBE and applies read rights per delivered message: this device gets nothing.
-    eavesdropper = Session(broker, "m-002", "pw-m-002")
+    eavesdropper = Session(broker, "p-1/m-002", "pw-p-1/m-002")
     try:
         assert ingest.subscribe("$share/ingest/parkpulse/v1/#") < 0x80  # granted
         assert eavesdropper.subscribe("parkpulse/v1/#") < 0x80
         refused = [
-            _once(broker, "m-001", "publish", "parkpulse/v1/p-1/m-002/readings"),      # another device's topic
-            _once(broker, "m-001", "publish", "parkpulse/v1/p-1/m-001/other"),         # not a contract topic
+            _once(broker, "p-1/m-001", "publish", "parkpulse/v1/p-1/m-002/readings"),  # another device's topic
+            _once(broker, "p-1/m-001", "publish", "parkpulse/v1/p-2/m-001/readings"),  # another park's topic
+            _once(broker, "p-1/m-001", "publish", "parkpulse/v1/p-1/m-001/other"),     # not a contract topic
             _once(broker, "simulator", "publish", "parkpulse/v1/p-1/m-001/readings"),  # not the demo park
             _once(broker, "ingest", "publish", "parkpulse/v1/p-1/m-001/readings"),     # ingest only reads
         ]
-        assert refused == [NOT_AUTHORIZED] * 4
-        assert _once(broker, "m-001", "publish", "parkpulse/v1/p-1/m-001/readings") == 0
+        assert refused == [NOT_AUTHORIZED] * 5
+        assert _once(broker, "p-1/m-001", "publish", "parkpulse/v1/p-1/m-001/readings") == 0
         assert _once(broker, "simulator", "publish", "parkpulse/v1/demo-park/m-001/birth") == 0
         # the broker answers in order on a connection: earlier deliveries would precede this PUBACK
         assert eavesdropper.publish("parkpulse/v1/p-1/m-002/status") == 0
