@@ -13,29 +13,36 @@ Pure core: ``_registers`` / ``_intervals`` (interval energy), ``_rollups``, ``_i
 ``_jobs`` and ``_report``; commands: ``_cli``.
 """
 
-from aggregation._amounts import Amount, DeclaredTotals, IndicatorInputs, PublicBuilding
-from aggregation._declared import KINDS, DeclaredRow, declared_totals, parse_declared_csv
-from aggregation._factors import Basis, Factor, FactorRegistry, default_registry
-from aggregation._indicators import CATALOGUE, IndicatorResult, compute_indicators
-from aggregation._intervals import INTERVALS_SCHEMA, IntervalParams, interval_energy, spans_to_intervals
-from aggregation._jobs import AggregationJob, RunReport
-from aggregation._periods import Period, parse_period
-from aggregation._policy import Policy, default_policy, load_policy
-from aggregation._pue import PueAssessment, assess_pue, pue_table, pue_value, rolling_12m
-from aggregation._quality import IntervalFlag, describe_flags
-from aggregation._registers import METERS_SCHEMA, READINGS_SCHEMA, register_spans
-from aggregation._report import Report, compute_report, publish
-from aggregation._rollups import balance_check, group_rollup, meter_rollup, month_rollup
-from aggregation._settings import AggregationSettings
-from aggregation.errors import (
-    AggregationError,
-    ConfigurationChangedError,
-    DeclaredDataError,
-    FactorNotFoundError,
-    PeriodError,
-    RegistryError,
-    StoreUnavailableError,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+
+from parkpulse.lazy import lazy_exports
+
+if _TYPE_CHECKING:
+    from aggregation._amounts import Amount, DeclaredTotals, IndicatorInputs, PublicBuilding
+    from aggregation._declared import KINDS, DeclaredRow, declared_totals, parse_declared_csv
+    from aggregation._factors import Basis, Factor, FactorRegistry, default_registry
+    from aggregation._indicators import CATALOGUE, IndicatorResult, compute_indicators
+    from aggregation._intervals import INTERVALS_SCHEMA, IntervalParams, interval_energy, spans_to_intervals
+    from aggregation._jobs import AggregationJob, RunReport
+    from aggregation._periods import Period, parse_period
+    from aggregation._policy import Policy, default_policy, load_policy
+    from aggregation._pue import PueAssessment, assess_pue, pue_table, pue_value, rolling_12m
+    from aggregation._quality import IntervalFlag, describe_flags
+    from aggregation._registers import METERS_SCHEMA, READINGS_SCHEMA, register_spans
+    from aggregation._report import Report, compute_report, publish
+    from aggregation._rollups import balance_check, group_rollup, meter_rollup, month_rollup
+    from aggregation._settings import AggregationSettings
+    from aggregation.errors import (
+        AggregationError,
+        ConfigurationChangedError,
+        DeclaredDataError,
+        FactorNotFoundError,
+        PeriodError,
+        RegistryError,
+        StoreUnavailableError,
+    )
 
 __all__ = [
     "CATALOGUE",
@@ -90,3 +97,58 @@ __all__ = [
     "rolling_12m",
     "spans_to_intervals",
 ]
+
+#: Polars and the database drivers load on first use of a name, so `import aggregation` (the CLI) stays light.
+__getattr__ = lazy_exports(__name__, {
+    "AggregationError": "aggregation.errors",
+    "AggregationJob": "aggregation._jobs",
+    "AggregationSettings": "aggregation._settings",
+    "Amount": "aggregation._amounts",
+    "Basis": "aggregation._factors",
+    "CATALOGUE": "aggregation._indicators",
+    "ConfigurationChangedError": "aggregation.errors",
+    "DeclaredDataError": "aggregation.errors",
+    "DeclaredRow": "aggregation._declared",
+    "DeclaredTotals": "aggregation._amounts",
+    "Factor": "aggregation._factors",
+    "FactorNotFoundError": "aggregation.errors",
+    "FactorRegistry": "aggregation._factors",
+    "INTERVALS_SCHEMA": "aggregation._intervals",
+    "IndicatorInputs": "aggregation._amounts",
+    "IndicatorResult": "aggregation._indicators",
+    "IntervalFlag": "aggregation._quality",
+    "IntervalParams": "aggregation._intervals",
+    "KINDS": "aggregation._declared",
+    "METERS_SCHEMA": "aggregation._registers",
+    "Period": "aggregation._periods",
+    "PeriodError": "aggregation.errors",
+    "Policy": "aggregation._policy",
+    "PublicBuilding": "aggregation._amounts",
+    "PueAssessment": "aggregation._pue",
+    "READINGS_SCHEMA": "aggregation._registers",
+    "RegistryError": "aggregation.errors",
+    "Report": "aggregation._report",
+    "RunReport": "aggregation._jobs",
+    "StoreUnavailableError": "aggregation.errors",
+    "assess_pue": "aggregation._pue",
+    "balance_check": "aggregation._rollups",
+    "compute_indicators": "aggregation._indicators",
+    "compute_report": "aggregation._report",
+    "declared_totals": "aggregation._declared",
+    "default_policy": "aggregation._policy",
+    "default_registry": "aggregation._factors",
+    "describe_flags": "aggregation._quality",
+    "group_rollup": "aggregation._rollups",
+    "interval_energy": "aggregation._intervals",
+    "load_policy": "aggregation._policy",
+    "meter_rollup": "aggregation._rollups",
+    "month_rollup": "aggregation._rollups",
+    "parse_declared_csv": "aggregation._declared",
+    "parse_period": "aggregation._periods",
+    "publish": "aggregation._report",
+    "pue_table": "aggregation._pue",
+    "pue_value": "aggregation._pue",
+    "register_spans": "aggregation._registers",
+    "rolling_12m": "aggregation._pue",
+    "spans_to_intervals": "aggregation._intervals",
+})

@@ -17,6 +17,8 @@ from api._auth import Authenticator
 from api._keys import VerifiedKeyCache
 from api._keystore import KeyStore, PgKeyStore
 from api._models import HealthOut
+from api._quarantine import QuarantineBackend
+from api._quarantine import router as quarantine_router
 from api._routes import router
 from api._settings import ApiSettings
 from flex import (
@@ -29,6 +31,8 @@ from flex import (
     InvalidLoadDataError,
     NotFoundError,
 )
+from ingest._replay import MemoryQuarantine, PgQuarantine
+from ingest.settings import IngestSettings
 
 logger = logging.getLogger(__name__)
 
@@ -88,15 +92,19 @@ def _install_handlers(app: FastAPI) -> None:
         return problem(500, "internal error while computing the result", kind="internal")
 
 
-def build_app(service: DrService, keys: KeyStore, settings: ApiSettings | Any) -> FastAPI:
-    """An app over the given service and key store (tests pass in-memory ones)."""
+def build_app(service: DrService, keys: KeyStore, settings: ApiSettings | Any,
+              quarantine: QuarantineBackend | None = None) -> FastAPI:
+    """An app over the given service, key store and quarantine (tests pass in-memory ones; no quarantine
+    backend means an empty in-memory one)."""
     app = FastAPI(
         title="ParkPulse utility API",
         version=_version(),
-        summary="Read-only demand-response data for utilities: flexibility, DR capacity, baselines, events.",
+        summary="Demand-response data for utilities (flexibility, DR capacity, baselines, events) and the park's "
+                "quarantine for operators.",
         description=(
             "Authenticate with a per-utility API key (`X-API-Key: pp_…` or `Authorization: Bearer pp_…`); each "
-            "key is scoped to parks. Quantities name their unit (`_kw`, `_kwh`, `_pct`, `_h`); times are UTC "
+            "key is scoped to parks and carries scopes: `read` for every GET, `write` for operator actions such as "
+            "quarantine replay. Quantities name their unit (`_kw`, `_kwh`, `_pct`, `_h`); times are UTC "
             "ISO 8601. `up` = load reduction (削峰), `down` = load increase (填谷). Errors are RFC 9457 "
             "problem documents. OpenADR 3 reports are under `/openadr`."
         ),
@@ -113,6 +121,8 @@ def build_app(service: DrService, keys: KeyStore, settings: ApiSettings | Any) -
         return HealthOut(version=_version())
 
     app.include_router(router)
+    app.state.quarantine = quarantine if quarantine is not None else MemoryQuarantine()
+    app.include_router(quarantine_router)
     return app
 
 
@@ -120,7 +130,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     """The production app: DrStore and PgKeyStore on the configured database (closed on shutdown)."""
     cfg = settings or ApiSettings()  # type: ignore[call-arg]
     store = DrStore(cfg.database_url)
-    app = build_app(DrService(store), PgKeyStore(cfg.database_url), cfg)
+    policy = IngestSettings(database_url=cfg.database_url, mqtt_url=cfg.mqtt_url).validation_policy()
+    app = build_app(DrService(store), PgKeyStore(cfg.database_url), cfg, PgQuarantine(cfg.database_url, policy=policy))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

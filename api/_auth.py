@@ -2,7 +2,9 @@
 
 401 when no key, a malformed, unknown, wrong, expired or revoked key is presented (with a
 ``WWW-Authenticate`` challenge); 403 when a valid key asks for a park outside its scope — whether or not
-that park exists, so keys cannot enumerate other utilities' parks.
+that park exists, so keys cannot enumerate other utilities' parks — or lacks the scope of the request:
+``read`` for every GET (checked here for all routes), ``write`` for operator actions
+(:func:`require_scope`).
 """
 
 from __future__ import annotations
@@ -81,7 +83,10 @@ def current_client(
     if not presented[0]:
         raise _unauthorized("empty or malformed credentials")
     authenticator: Authenticator = request.app.state.authenticator
-    return authenticator.authenticate(presented[0])
+    client = authenticator.authenticate(presented[0])
+    if request.method in ("GET", "HEAD"):
+        require_scope(client, "read")
+    return client
 
 
 Client = Annotated[ApiClient, Depends(current_client)]
@@ -91,3 +96,19 @@ def require_park(client: ApiClient, park_id: str) -> None:
     """403 unless ``park_id`` is in the client's scope."""
     if park_id not in client.park_ids:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"this API key is not scoped to park {park_id!r}")
+
+
+def require_scope(client: ApiClient, scope: str, action: str = "this request") -> None:
+    """403 unless the client's key carries ``scope``; the detail says how to get such a key.
+
+    The response carries the RFC 6750 ``insufficient_scope`` challenge so clients can tell it from a
+    park-scope refusal.
+    """
+    if scope not in client.scopes:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail=(f"this API key lacks the {scope!r} scope needed for {action} (it has: "
+                    f"{', '.join(sorted(client.scopes)) or 'none'}); ask an operator for a key with it: "
+                    f"`parkpulse api-keys create NAME --park PARK --scope {scope}`"),
+            headers={"WWW-Authenticate": f'Bearer realm="parkpulse", error="insufficient_scope", scope="{scope}"'},
+        )

@@ -7,6 +7,7 @@ Mount with ``app.command("api")(serve)``, ``app.add_typer(keys_app, name="api-ke
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
     from api._ven import VtnConfig
 
 console = Console()
-keys_app = typer.Typer(help="Per-utility API keys scoped to parks (stored hashed).", no_args_is_help=True)
+keys_app = typer.Typer(help="Per-utility API keys scoped to parks, with read/write scopes (stored hashed).",
+                       no_args_is_help=True)
 ven_app = typer.Typer(help="OpenADR 3 VEN: push ParkPulse reports to the configured VTN.", no_args_is_help=True)
 
 
@@ -40,7 +42,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="listen address (default PARKPULSE_API_HOST or 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="listen port (default PARKPULSE_API_PORT or 8080)")] = None,
 ) -> None:
-    """Serve the read-only utility API (OpenAPI at /openapi.json)."""
+    """Serve the utility API: read scope for data, write scope for operator actions (OpenAPI at /openapi.json)."""
     import uvicorn
 
     from api._app import create_app
@@ -52,23 +54,37 @@ def serve(
                 log_level=settings.log_level.lower(), proxy_headers=False)
 
 
+class Scope(StrEnum):
+    """What a key may do (``api_clients.scopes``)."""
+
+    READ = "read"    # every GET endpoint
+    WRITE = "write"  # operator actions such as quarantine replay (includes read)
+
+
 @keys_app.command("create")
 def create_key(
     name: Annotated[str, typer.Argument(help="the utility or aggregator")],
     park: Annotated[list[str], typer.Option("--park", help="park id the key may read (repeat)")],
     expires_days: Annotated[int | None, typer.Option(help="expire after this many days")] = None,
+    scope: Annotated[list[Scope] | None, typer.Option(
+        "--scope", help="read (GET endpoints, the default) or write (operator actions such as quarantine "
+                        "replay; includes read); repeatable")] = None,
 ) -> None:
     """Create an API key; it is printed once and stored only as a salted scrypt hash."""
     from api._keystore import PgKeyStore
 
     settings = _api_settings()
     expires = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None
+    scopes = {Scope(s).value for s in scope or [Scope.READ]}
+    if Scope.WRITE.value in scopes:
+        scopes.add(Scope.READ.value)  # a key that may act must be able to look at what it acts on
     try:
-        client, key = PgKeyStore(settings.database_url).create(name, park, expires_at=expires)
+        client, key = PgKeyStore(settings.database_url).create(name, park, expires_at=expires, scopes=scopes)
     except KeyStoreError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(code=1) from None
-    console.print(f"client [bold]{client.client_id}[/bold] for {name}, parks {', '.join(sorted(client.park_ids))}")
+    console.print(f"client [bold]{client.client_id}[/bold] for {name}, parks {', '.join(sorted(client.park_ids))}, "
+                  f"scopes {', '.join(sorted(client.scopes))}")
     console.print("API key (shown once, store it now):")
     typer.echo(key)
 
@@ -78,9 +94,9 @@ def list_keys() -> None:
     """List API clients (never their keys)."""
     from api._keystore import PgKeyStore
 
-    table = Table("client id", "name", "parks", "expires", "revoked")
+    table = Table("client id", "name", "parks", "scopes", "expires", "revoked")
     for c in PgKeyStore(_api_settings().database_url).list_clients():
-        table.add_row(c.client_id, c.name, ", ".join(sorted(c.park_ids)),
+        table.add_row(c.client_id, c.name, ", ".join(sorted(c.park_ids)), ", ".join(sorted(c.scopes)),
                       f"{c.expires_at:%Y-%m-%d}" if c.expires_at else "—",
                       f"{c.revoked_at:%Y-%m-%d %H:%M}" if c.revoked_at else "—")
     console.print(table)

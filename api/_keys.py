@@ -22,6 +22,9 @@ from typing import Final
 from api.errors import KeyFormatError
 
 KEY_PREFIX: Final = "pp"
+#: What a key may do: ``read`` every GET; ``write`` operator actions (quarantine replay).
+SCOPES: Final = ("read", "write")
+DEFAULT_SCOPES: Final = frozenset({"read"})
 KDF: Final = "scrypt:n=16384,r=8,p=1"
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P, _DKLEN = 2**14, 8, 1, 32
 _CLIENT_RE: Final = re.compile(r"^[a-z0-9]{8,32}$")
@@ -30,13 +33,14 @@ _SECRET_RE: Final = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
 
 @dataclass(frozen=True, slots=True)
 class ApiClient:
-    """An authenticated utility: who it is and which parks it may read."""
+    """An authenticated utility: who it is, which parks it may see and what it may do there (scopes)."""
 
     client_id: str
     name: str
     park_ids: frozenset[str]
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
+    scopes: frozenset[str] = DEFAULT_SCOPES
 
 
 @dataclass(frozen=True, slots=True)

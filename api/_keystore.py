@@ -1,4 +1,8 @@
-"""Where API clients live: PostgreSQL (``api_clients``, ``api_client_parks``) or memory (tests, demos)."""
+"""Where API clients live: PostgreSQL (``api_clients``, ``api_client_parks``) or memory (tests, demos).
+
+Every client has scopes (``api_clients.scopes``): ``read`` for GET endpoints, ``write`` for operator
+actions. Keys created before scopes existed are read-only (the column's default).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from typing import Any, Protocol
 
 import psycopg
 
-from api._keys import ApiClient, StoredKey, make_stored_key, new_key
+from api._keys import DEFAULT_SCOPES, SCOPES, ApiClient, StoredKey, make_stored_key, new_key
 from api.errors import KeyStoreError
 
 
@@ -21,9 +25,10 @@ class KeyStore(Protocol):
         ...
 
     def create(
-        self, name: str, park_ids: Collection[str], *, expires_at: datetime | None = None
+        self, name: str, park_ids: Collection[str], *, expires_at: datetime | None = None,
+        scopes: Collection[str] = DEFAULT_SCOPES,
     ) -> tuple[ApiClient, str]:
-        """A new client and its full key (shown once)."""
+        """A new client with ``scopes`` and its full key (shown once)."""
         ...
 
     def revoke(self, client_id: str) -> None:
@@ -33,6 +38,15 @@ class KeyStore(Protocol):
     def list_clients(self) -> list[ApiClient]:
         """All clients, newest first."""
         ...
+
+
+def checked_scopes(scopes: Collection[str]) -> frozenset[str]:
+    """``scopes`` as a set; raises :class:`KeyStoreError` when empty or naming an unknown scope."""
+    wanted = frozenset(scopes)
+    unknown = sorted(wanted - set(SCOPES))
+    if unknown or not wanted:
+        raise KeyStoreError(f"scopes must be a non-empty subset of {', '.join(SCOPES)}; got {sorted(wanted)}")
+    return wanted
 
 
 @dataclass
@@ -46,11 +60,12 @@ class MemoryKeyStore:
         return self.keys.get(client_id)
 
     def create(
-        self, name: str, park_ids: Collection[str], *, expires_at: datetime | None = None
+        self, name: str, park_ids: Collection[str], *, expires_at: datetime | None = None,
+        scopes: Collection[str] = DEFAULT_SCOPES,
     ) -> tuple[ApiClient, str]:
         """A new client and its full key."""
         client_id, key = new_key()
-        client = ApiClient(client_id, name, frozenset(park_ids), expires_at)
+        client = ApiClient(client_id, name, frozenset(park_ids), expires_at, scopes=checked_scopes(scopes))
         self.keys[client_id] = make_stored_key(client, key)
         return client, key
 
@@ -81,7 +96,7 @@ class PgKeyStore:
         with self._connect() as conn:
             row = conn.execute(
                 """SELECT c.name, c.key_hash, c.key_salt, c.kdf, c.expires_at, c.revoked_at,
-                          coalesce(array_agg(p.park_id) FILTER (WHERE p.park_id IS NOT NULL), '{}')
+                          coalesce(array_agg(p.park_id) FILTER (WHERE p.park_id IS NOT NULL), '{}'), c.scopes
                    FROM api_clients c LEFT JOIN api_client_parks p ON p.client_id = c.client_id
                    WHERE c.client_id = %s GROUP BY c.client_id""",
                 (client_id,),
@@ -90,23 +105,25 @@ class PgKeyStore:
                 conn.execute("UPDATE api_clients SET last_used_at = now() WHERE client_id = %s", (client_id,))
         if row is None:
             return None
-        name, key_hash, salt, kdf, expires_at, revoked_at, parks = row
-        client = ApiClient(client_id, name, frozenset(parks), expires_at, revoked_at)
+        name, key_hash, salt, kdf, expires_at, revoked_at, parks, scopes = row
+        client = ApiClient(client_id, name, frozenset(parks), expires_at, revoked_at, frozenset(scopes))
         return StoredKey(client, bytes(key_hash), bytes(salt), kdf)
 
     def create(
-        self, name: str, park_ids: Collection[str], *, expires_at: datetime | None = None
+        self, name: str, park_ids: Collection[str], *, expires_at: datetime | None = None,
+        scopes: Collection[str] = DEFAULT_SCOPES,
     ) -> tuple[ApiClient, str]:
-        """Insert a client scoped to ``park_ids`` (which must exist) and return its key."""
+        """Insert a client scoped to ``park_ids`` (which must exist) with ``scopes`` and return its key."""
         client_id, key = new_key()
-        client = ApiClient(client_id, name, frozenset(park_ids), expires_at)
+        client = ApiClient(client_id, name, frozenset(park_ids), expires_at, scopes=checked_scopes(scopes))
         stored = make_stored_key(client, key)
         try:
             with self._connect() as conn, conn.transaction():
                 conn.execute(
-                    """INSERT INTO api_clients (client_id, name, key_hash, key_salt, kdf, expires_at)
-                       VALUES (%s, %s, %s, %s, %s, %s)""",
-                    (client_id, name, stored.key_hash, stored.key_salt, stored.kdf, expires_at),
+                    """INSERT INTO api_clients (client_id, name, key_hash, key_salt, kdf, expires_at, scopes)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s)""",
+                    (client_id, name, stored.key_hash, stored.key_salt, stored.kdf, expires_at,
+                     sorted(client.scopes)),
                 )
                 for park_id in sorted(park_ids):
                     conn.execute(
@@ -130,8 +147,8 @@ class PgKeyStore:
         with self._connect() as conn:
             rows = conn.execute(
                 """SELECT c.client_id, c.name, c.expires_at, c.revoked_at,
-                          coalesce(array_agg(p.park_id) FILTER (WHERE p.park_id IS NOT NULL), '{}')
+                          coalesce(array_agg(p.park_id) FILTER (WHERE p.park_id IS NOT NULL), '{}'), c.scopes
                    FROM api_clients c LEFT JOIN api_client_parks p ON p.client_id = c.client_id
                    GROUP BY c.client_id ORDER BY c.created_at DESC"""
             ).fetchall()
-        return [ApiClient(r[0], r[1], frozenset(r[4]), r[2], r[3]) for r in rows]
+        return [ApiClient(r[0], r[1], frozenset(r[4]), r[2], r[3], frozenset(r[5])) for r in rows]

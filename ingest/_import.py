@@ -23,7 +23,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
+from ingest._admission import RegistryView
 from ingest._batch import Batch, QuarantineRecord
+from ingest._quarantine_gate import capped_raw
 from ingest._store import ReadingStore
 from schemas import TopicKind, ValidationPolicy, build_topic, is_valid_id
 
@@ -118,18 +120,23 @@ async def import_readings_csv(text: str, store: ReadingStore, *, park_id: str | 
     """Import one CSV document; returns what was stored, skipped as duplicate, and quarantined."""
     report = ImportReport()
     header = text.splitlines()[0] if text else ""
-    batch = Batch(policy=IMPORT_POLICY)
+    known = await store.load_registry()
+    # The operator's own import may add devices to any registered park; unknown parks stay unregistered.
+    registry = RegistryView(parks=dict.fromkeys(known.parks, True), devices=known.devices)
+    batch = Batch(policy=IMPORT_POLICY, registry=registry)
     received_at = now or datetime.now(UTC)
     for seq, piece in enumerate(read_chunks(text, park_id=park_id, chunk=chunk)):
         report.rows += len(piece.readings)
         report.messages += 1
         raw_csv = "\n".join([header, *piece.lines]).encode()
+        kept = capped_raw(raw_csv, batch.limits.raw_cap_bytes)
         if not (is_valid_id(piece.park_id) and is_valid_id(piece.device_id)):
             batch.quarantine.append(QuarantineRecord(
                 topic="", park_id=piece.park_id[:64], device_id=piece.device_id[:64], reason="invalid_topic",
                 detail=f"CSV lines {piece.line_numbers[0]}..{piece.line_numbers[-1]}: park or device id "
                        "is not [a-z0-9][a-z0-9_-]{0,63}", n_rejected=len(piece.readings), n_accepted=0,
-                raw=raw_csv, received_at=received_at, source="import"))
+                raw=kept.kept, received_at=received_at, source="import", raw_length=kept.length,
+                raw_sha256=kept.sha256))
             continue
         payload = json.dumps({"v": 1, "device": piece.device_id, "seq": seq, "readings": piece.readings}).encode()
         before = len(batch.quarantine)
@@ -141,10 +148,11 @@ async def import_readings_csv(text: str, store: ReadingStore, *, park_id: str | 
                 topic=q.topic, park_id=q.park_id, device_id=q.device_id, reason=q.reason,
                 detail=_with_line_numbers(q.detail, piece.line_numbers),
                 n_rejected=q.n_rejected,
-                n_accepted=q.n_accepted, raw=raw_csv, received_at=q.received_at, source="import")
+                n_accepted=q.n_accepted, raw=kept.kept, received_at=q.received_at, source="import",
+                raw_length=kept.length, raw_sha256=kept.sha256)
         if batch.n_readings_in >= 50_000:
             await _flush(batch, store, report)
-            batch = Batch(policy=IMPORT_POLICY)
+            batch = Batch(policy=IMPORT_POLICY, registry=registry)
     await _flush(batch, store, report)
     return report
 

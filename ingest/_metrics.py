@@ -29,6 +29,13 @@ class IngestMetrics:
     batches_committed: int = 0
     batch_seconds_sum: float = 0.0
     storage_errors: int = 0
+    batches_isolated: int = 0  # batches the database refused, split to find the offending message
+    messages_store_refused: int = 0  # messages the database refused, quarantined as store_error
+    messages_dead_lettered: int = 0  # messages written to the local dead-letter file
+    messages_skipped_partition: int = 0  # acknowledged unread: another partition stores them
+    quarantine_suppressed: Counter[str] = field(default_factory=Counter)  # over a sender's rate, by reason
+    quarantine_pruned: int = 0
+    registry_refreshes: int = 0
     broker_reconnects: int = 0
     lag_seconds: float = 0.0  # receive → commit of the oldest message in the last batch
     pending_messages: int = 0
@@ -62,6 +69,20 @@ class IngestMetrics:
         metric("batch_write_seconds_total", "counter", "Time spent writing batches",
                [("", self.batch_seconds_sum)])
         metric("storage_errors_total", "counter", "Failed batch writes (retried)", [("", self.storage_errors)])
+        metric("batches_isolated_total", "counter", "Batches refused by the database and split to isolate the cause",
+               [("", self.batches_isolated)])
+        metric("messages_store_refused_total", "counter", "Messages the database refused, quarantined as store_error",
+               [("", self.messages_store_refused)])
+        metric("messages_dead_lettered_total", "counter", "Messages written to the local dead-letter file",
+               [("", self.messages_dead_lettered)])
+        metric("messages_skipped_partition_total", "counter", "Messages acknowledged unread (another partition's)",
+               [("", self.messages_skipped_partition)])
+        metric("quarantine_suppressed_total", "counter",
+               "Rejected messages over their sender's rate limit, counted instead of kept, by reason",
+               by_label("reason", self.quarantine_suppressed))
+        metric("quarantine_pruned_total", "counter", "Quarantine records removed by retention (age or size)",
+               [("", self.quarantine_pruned)])
+        metric("registry_refreshes_total", "counter", "Registry snapshots read", [("", self.registry_refreshes)])
         metric("broker_reconnects_total", "counter", "Broker reconnect attempts", [("", self.broker_reconnects)])
         metric("lag_seconds", "gauge", "Receive-to-commit delay of the oldest message of the last batch",
                [("", self.lag_seconds)])

@@ -9,6 +9,8 @@ unacknowledged messages the broker sends us: that is the backpressure when the d
 
 from __future__ import annotations
 
+import ssl
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
@@ -19,8 +21,14 @@ from parkpulse.settings import MqttEndpoint
 
 
 def make_consumer_client(endpoint: MqttEndpoint, *, client_id: str, session_expiry_s: int,
-                         receive_maximum: int) -> aiomqtt.Client:
-    """A v5 client with a persistent session and manual acknowledgements (see module docstring)."""
+                         receive_maximum: int, ca_file: Path | None = None) -> aiomqtt.Client:
+    """A v5 client with a persistent session and manual acknowledgements (see module docstring).
+
+    An ``mqtts://`` endpoint connects over TLS and verifies the broker against ``ca_file`` (or the system's
+    trust store when None).
+    """
+    tls = (aiomqtt.TLSParameters(ca_certs=str(ca_file) if ca_file else None, cert_reqs=ssl.CERT_REQUIRED)
+           if endpoint.tls else None)
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = session_expiry_s
     props.ReceiveMaximum = receive_maximum
@@ -35,6 +43,7 @@ def make_consumer_client(endpoint: MqttEndpoint, *, client_id: str, session_expi
         properties=props,
         keepalive=30,
         timeout=10,
+        tls_params=tls,
     )
     # Private attribute of aiomqtt 2.x (pinned <3): the paho client that owns the socket.
     client._client.manual_ack_set(True)

@@ -5,6 +5,11 @@ Readings go by binary COPY into a per-connection temporary staging table, then
 redelivered or replayed reading is skipped rather than duplicated. In the same transaction the store
 appends the change log (``reading_changes``) that aggregation jobs use as their dirty-range source,
 writes quarantine records, device metadata from birth messages, and per-device session status.
+
+Errors are split in two: a lost or refused connection is :class:`StorageUnavailableError` (retry the same
+batch later), anything else the database refuses (bad data that validation let through, a constraint) is
+:class:`BatchRejectedError`, and the service then isolates the offending message instead of retrying
+forever. Parks are never created here: only devices of parks that auto-register (``Batch.new_devices``).
 """
 
 from __future__ import annotations
@@ -16,9 +21,19 @@ from typing import Any, Final
 import psycopg
 from psycopg.types.json import Jsonb
 
+from ingest._admission import RegistryView
 from ingest._batch import Batch, RowKey
-from ingest.errors import StorageUnavailableError
+from ingest._quarantine_gate import clean_text
+from ingest.errors import BatchRejectedError, StorageUnavailableError
 from schemas import METRICS
+
+#: What the database may refuse in a batch that is not about the connection: the data or a constraint.
+#: (ValueError and friends come from adapting a Python value; KeyError from a series that vanished.)
+#: Refusals that no message causes (schema not migrated, privileges): retried like an outage, not isolated.
+_SYSTEMIC: Final = (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn, psycopg.errors.UndefinedFunction,
+                    psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction)
+_REFUSALS: Final = (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError, psycopg.InternalError,
+                    psycopg.NotSupportedError, ValueError, OverflowError, KeyError, TypeError)
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +91,14 @@ class ReadingStore:
             self._conn = None
 
     async def write(self, batch: Batch) -> WriteResult:
-        """Commit everything in ``batch`` in one transaction and return what was stored."""
+        """Commit everything in ``batch`` in one transaction and return what was stored.
+
+        Raises :class:`StorageUnavailableError` when the connection failed (nothing committed; retry) and
+        :class:`BatchRejectedError` when the database refused the batch's content (nothing committed;
+        isolate the message that causes it).
+        """
+        if batch.is_empty:
+            return WriteResult(staged=0, stored=0, quarantined_messages=0)
         await self.connect()
         assert self._conn is not None
         conn = self._conn
@@ -88,15 +110,43 @@ class ReadingStore:
                 staged, stored = await self._write_readings(conn, batch)
                 if batch.quarantine:
                     await self._write_quarantine(conn, batch)
+                if batch.suppressed:
+                    await self._write_suppressed(conn, batch)
                 if batch.activity:
                     await self._write_activity(conn, batch)
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             await self._drop_connection()
             raise StorageUnavailableError(f"batch not committed: {exc}") from exc
-        except psycopg.errors.AdminShutdown as exc:
-            await self._drop_connection()
-            raise StorageUnavailableError(f"database shut down: {exc}") from exc
+        except _SYSTEMIC as exc:
+            await self._recover_after_refusal()
+            raise StorageUnavailableError(f"the database cannot take any batch ({exc}); check that "
+                                          "`parkpulse db migrate` ran and the ingest role's privileges") from exc
+        except _REFUSALS as exc:
+            await self._recover_after_refusal()
+            raise BatchRejectedError(clean_text(f"{type(exc).__name__}: {exc}", 500)) from exc
         return WriteResult(staged=staged, stored=stored, quarantined_messages=len(batch.quarantine))
+
+    async def _recover_after_refusal(self) -> None:
+        """Make sure the connection is usable after a refused batch (drop it if it is not idle)."""
+        conn = self._conn
+        if conn is not None and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            await self._drop_connection()
+
+    async def load_registry(self) -> RegistryView:
+        """The registry snapshot ingest enforces: parks with their auto-register flag, and devices."""
+        await self.connect()
+        assert self._conn is not None
+        conn = self._conn
+        try:
+            async with conn.transaction(), conn.cursor() as cur:
+                await cur.execute("SELECT park_id, auto_register FROM parks")
+                parks = {p: bool(auto) for p, auto in await cur.fetchall()}
+                await cur.execute("SELECT park_id, device_id FROM devices")
+                devices = {(p, d) for p, d in await cur.fetchall()}
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            await self._drop_connection()
+            raise StorageUnavailableError(f"registry not read: {exc}") from exc
+        return RegistryView(parks=parks, devices=devices)
 
     async def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
@@ -107,22 +157,20 @@ class ReadingStore:
                 logger.debug("ignoring error while closing a broken connection", exc_info=True)
 
     async def _resolve_series(self, conn: psycopg.AsyncConnection[Any], batch: Batch) -> None:
-        """Give every new (park, device, metric) a series id, registering parks and devices on first sight.
+        """Give every new (park, device, metric) a series id, creating the batch's new devices first.
 
         Runs in its own short transaction before the batch so the cache only ever holds committed ids.
+        Only devices in ``batch.new_devices`` (admitted because their park auto-registers) are created;
+        parks are never created here.
         """
         missing = [k for k in batch.rows if k not in self._series]
-        missing_devices = {(k.park_id, k.device_id) for k in missing} | set(batch.births) | {
-            k for k in batch.activity}
-        if not missing and not missing_devices:
+        if not missing and not batch.new_devices:
             return
         async with conn.transaction(), conn.cursor() as cur:
-            parks = sorted({p for p, _ in missing_devices})
-            await cur.executemany(
-                "INSERT INTO parks (park_id) VALUES (%s) ON CONFLICT (park_id) DO NOTHING", [(p,) for p in parks])
-            await cur.executemany(
-                "INSERT INTO devices (park_id, device_id) VALUES (%s, %s) ON CONFLICT (park_id, device_id) DO NOTHING",
-                sorted(missing_devices))
+            if batch.new_devices:
+                await cur.executemany(
+                    """INSERT INTO devices (park_id, device_id, registered_by) VALUES (%s, %s, 'auto')
+                       ON CONFLICT (park_id, device_id) DO NOTHING""", sorted(batch.new_devices))
             if missing:
                 await cur.executemany(
                     """INSERT INTO series (device_key, metric, unit)
@@ -165,10 +213,22 @@ class ReadingStore:
         async with conn.cursor() as cur:
             await cur.executemany(
                 """INSERT INTO quarantine (received_at, source, topic, park_id, device_id, reason, detail,
-                                          n_rejected, n_accepted, raw)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                                          n_rejected, n_accepted, raw, raw_length, raw_sha256, raw_truncated)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, sha256(%s)), %s)""",
                 [(q.received_at, q.source, q.topic, q.park_id, q.device_id, q.reason, q.detail, q.n_rejected,
-                  q.n_accepted, q.raw) for q in batch.quarantine])
+                  q.n_accepted, q.raw, q.raw_length if q.raw_length is not None else len(q.raw), q.raw_sha256,
+                  q.raw, q.raw_length is not None and q.raw_length > len(q.raw)) for q in batch.quarantine])
+
+    async def _write_suppressed(self, conn: psycopg.AsyncConnection[Any], batch: Batch) -> None:
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                """INSERT INTO quarantine_suppressed AS q (park_id, device_id, reason, window_start, n_messages,
+                                                           n_bytes)
+                   VALUES (%s, %s, %s, %s, %s, %s)
+                   ON CONFLICT (park_id, device_id, reason, window_start) DO UPDATE SET
+                       n_messages = q.n_messages + EXCLUDED.n_messages, n_bytes = q.n_bytes + EXCLUDED.n_bytes""",
+                [(park, device, reason, minute, n, size)
+                 for (park, device, reason, minute), (n, size) in sorted(batch.suppressed.items())])
 
     async def _upsert_births(self, conn: psycopg.AsyncConnection[Any], batch: Batch) -> None:
         params = []

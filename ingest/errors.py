@@ -4,6 +4,8 @@ Hierarchy::
 
     IngestError
     ├── StorageUnavailableError   the database cannot be reached or failed mid-batch: retry with backoff
+    ├── BatchRejectedError        the database refused a batch's content: isolate the message, never retry
+    ├── DeadLetterError           not even the local dead-letter file could take a message: stop acking
     └── BrokerUnavailableError    the MQTT broker cannot be reached: reconnect with backoff
 
 Bad *input* is never an exception here: decoding returns rejections (``schemas.decode_readings``) and the
@@ -19,6 +21,17 @@ class IngestError(Exception):
 
 class StorageUnavailableError(IngestError):
     """A batch could not be committed; nothing of it is stored and nothing of it was acknowledged."""
+
+
+class BatchRejectedError(IngestError):
+    """The database refused what a batch holds (not the connection); nothing of it was committed.
+
+    ``str(exc)`` is the database's reason, already sanitised for storage in the quarantine table.
+    """
+
+
+class DeadLetterError(IngestError):
+    """A message could be neither stored, nor quarantined, nor written to the dead-letter file."""
 
 
 class BrokerUnavailableError(IngestError):

@@ -1,4 +1,4 @@
-"""The ingest service: MQTT (shared subscription, QoS 1) → validate → batch → TimescaleDB → ack.
+"""The ingest service: MQTT (persistent subscription, QoS 1) → validate → batch → TimescaleDB → ack.
 
 Delivery is at-least-once end to end and writes are idempotent, so every reading is stored exactly once
 in effect. The flow, per instance:
@@ -6,9 +6,11 @@ in effect. The flow, per instance:
 * ``receive`` task: pulls messages, decodes them into the current :class:`~ingest._batch.Batch`. When
   the batch is full it waits: it stops pulling, the broker stops sending once ``receive_maximum``
   messages are unacknowledged, and everything else waits in the broker's persistent session.
-* ``flush`` task: every ``flush_interval_s`` (or when the batch is full) swaps in a fresh batch, writes
-  the old one in one transaction (retrying with capped jittered backoff while the database is down) and
-  only then sends the PUBACKs, in arrival order.
+* ``flush`` task: every ``flush_interval_s`` (or when the batch is full) swaps in a fresh batch, has the
+  :class:`~ingest._committer.Committer` store it (retrying outages, isolating any message the database
+  refuses) and only then sends the PUBACKs, in arrival order.
+* ``retention`` task: prunes the quarantine by age and total size.
+* with ``partition_count`` > 1, messages of other partitions' devices are acknowledged unread.
 * the MQTT connection is re-established with backoff; messages of a dropped connection are stored but
   not acknowledged (their packet ids died with the connection), so the broker redelivers them and the
   database skips them as duplicates.
@@ -22,16 +24,20 @@ import gc
 import logging
 import signal
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Self
 
 import aiomqtt
+import psycopg
 
+from ingest._admission import partition_of_topic
 from ingest._backoff import Backoff
 from ingest._batch import AckHandle, Batch
+from ingest._committer import Committer
 from ingest._metrics import IngestMetrics, MetricsServer
 from ingest._mqtt import ack, make_consumer_client
+from ingest._retention import prune_quarantine
 from ingest._store import ReadingStore
 from ingest.errors import StorageUnavailableError
 from ingest.settings import IngestSettings
@@ -47,8 +53,8 @@ class IngestService:
         self.settings = settings
         self.metrics = IngestMetrics()
         self._store = ReadingStore(settings.database_url)
-        self._policy = settings.validation_policy()
-        self._batch = Batch(policy=self._policy)
+        self._committer = Committer(settings, self.metrics, self._store)
+        self._batch = self._committer.new_batch()
         self._batch_full = asyncio.Event()
         self._batch_swapped = asyncio.Condition()
         self._stopping = asyncio.Event()
@@ -102,21 +108,30 @@ class IngestService:
             await asyncio.shield(self._runner)
 
     async def _run(self) -> None:
+        try:  # read the registry before the first message arrives; if the database is down, batches re-check
+            await self._store.connect()
+            await self._committer.refresh_registry(max_age_s=0)
+            self.metrics.db_connected = True
+        except StorageUnavailableError as exc:
+            logger.warning("%s database not reachable yet (%s); will retry with the first batch", self._name, exc)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._connection_loop(), name=f"{self._name}.connection_loop")
             tg.create_task(self._flush_loop(), name=f"{self._name}.flush_loop")
+            retention = tg.create_task(self._retention_loop(), name=f"{self._name}.retention_loop")
+            await self._receiving_done.wait()
+            retention.cancel()
 
     # -- MQTT --------------------------------------------------------------------------------------
     async def _connection_loop(self) -> None:
         s = self.settings
-        backoff = Backoff(s.backoff_initial_s, s.backoff_max_s)
+        backoff = Backoff(s.broker_backoff_initial_s, s.broker_backoff_max_s)
         shared = [subscription_filter(k, park_id=s.park_filter, share_group=s.share_group or None)
                   for k in (TopicKind.READINGS, TopicKind.STATUS)]
         births = subscription_filter(TopicKind.BIRTH, park_id=s.park_filter)  # retained: not via $share
         try:
             while not self._stopping.is_set():
                 client = make_consumer_client(s.mqtt, client_id=s.client_id, session_expiry_s=s.session_expiry_s,
-                                              receive_maximum=s.receive_maximum)
+                                              receive_maximum=s.receive_maximum, ca_file=s.mqtt_ca_file)
                 try:
                     async with client:
                         self._client = client
@@ -160,14 +175,21 @@ class IngestService:
     async def _receive(self, client: aiomqtt.Client) -> None:
         generation = self._generation
         limit_msgs, limit_rows = self.settings.batch_max_messages, self.settings.batch_max_readings
+        partitions, mine = self.settings.partition_count, self.settings.partition_index
         async for message in client.messages:
+            topic = message.topic.value
+            batch = self._batch
+            handle = AckHandle(message.mid, message.qos, generation)
+            if partitions > 1 and (partition_of_topic(topic, partitions) or 0) != mine:
+                batch.skip(handle)  # another instance stores it; acknowledged with this batch
+                self.metrics.messages_skipped_partition += 1
+                self.metrics.pending_messages += 1
+                continue
             payload = message.payload
             raw = payload if isinstance(payload, bytes) else str(payload).encode()
-            batch = self._batch
             before_in = batch.n_readings_in
-            batch.add(message.topic.value, raw, received_at=datetime.now(UTC),
-                      ack=AckHandle(message.mid, message.qos, generation))
-            self.metrics.messages_received[message.topic.value.rsplit("/", 1)[-1]] += 1
+            batch.add(topic, raw, received_at=datetime.now(UTC), ack=handle)
+            self.metrics.messages_received[topic.rsplit("/", 1)[-1]] += 1
             self.metrics.readings_received += batch.n_readings_in - before_in
             self.metrics.pending_messages += 1
             if batch.n_messages >= limit_msgs or batch.n_readings_in >= limit_rows:
@@ -179,68 +201,49 @@ class IngestService:
         """On a clean stop: let the flush loop commit and ack the last batch while still connected."""
         self._batch_full.set()
         deadline = time.monotonic() + 20
-        while (self._batch.n_messages or self.metrics.pending_messages) and time.monotonic() < deadline:  # noqa: ASYNC110
+        while (len(self._batch.acks) or self.metrics.pending_messages) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)  # two counters owned by the flush loop; a short poll is simplest here
 
     # -- database ----------------------------------------------------------------------------------
     async def _flush_loop(self) -> None:
         interval = self.settings.flush_interval_s
-        try:
-            await self._store.connect()
-            self.metrics.db_connected = True
-        except StorageUnavailableError as exc:
-            logger.warning("%s database not reachable yet (%s); will retry with the first batch", self._name, exc)
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._batch_full.wait(), timeout=interval)
             self._batch_full.clear()
-            if self._batch.n_messages == 0:
+            if self._batch.n_messages == 0 and self._batch.n_skipped == 0:
                 if self._receiving_done.is_set():
                     return
                 continue
-            batch, self._batch = self._batch, Batch(policy=self._policy)
+            batch, self._batch = self._batch, self._committer.new_batch()
             async with self._batch_swapped:
                 self._batch_swapped.notify_all()
-            committed = await self._write_with_retry(batch)
-            self.metrics.pending_messages -= batch.n_messages
+            committed = await self._committer.commit(batch, stopping=self._receiving_done)
+            self.metrics.pending_messages -= batch.n_messages + batch.n_skipped
             if committed:
                 self._ack(batch)
 
-    async def _write_with_retry(self, batch: Batch) -> bool:
+    async def _retention_loop(self) -> None:
+        """Prune the quarantine now and then; a failure is logged and tried again next time."""
         s = self.settings
-        backoff = Backoff(s.backoff_initial_s, s.backoff_max_s)
         while True:
-            started = time.perf_counter()
             try:
-                result = await self._store.write(batch)
-            except StorageUnavailableError as exc:
-                self.metrics.db_connected = False
-                self.metrics.storage_errors += 1
-                if self._receiving_done.is_set():
-                    logger.warning("%s stopping with the database unavailable: %d messages left unacknowledged "
-                                   "for redelivery (%s)", self._name, batch.n_messages, exc)
-                    return False
-                delay = backoff.next_delay()
-                logger.warning("%s database write failed (%s); retrying in %.1f s, not acknowledging meanwhile",
-                               self._name, exc, delay)
-                await asyncio.sleep(delay)
-                continue
-            m = self.metrics
-            m.db_connected = True
-            m.batches_committed += 1
-            m.batch_seconds_sum += time.perf_counter() - started
-            m.readings_stored += result.stored
-            m.readings_duplicate += result.duplicates
-            for q in batch.quarantine:
-                m.messages_quarantined[q.reason] += 1
-                m.readings_quarantined[q.reason] += q.n_rejected
-            if batch.oldest_received_at is not None:
-                m.lag_seconds = (datetime.now(UTC) - batch.oldest_received_at).total_seconds()
-            logger.debug("%s committed %d messages: %d stored, %d duplicates, %d quarantined", self._name,
-                         batch.n_messages, result.stored, result.duplicates, result.quarantined_messages)
-            return True
+                async with await psycopg.AsyncConnection.connect(s.database_url, autocommit=False,
+                                                                 application_name="parkpulse-ingest-retention"
+                                                                 ) as conn:
+                    result = await prune_quarantine(conn, now=datetime.now(UTC),
+                                                    max_age=timedelta(days=s.quarantine_max_age_days),
+                                                    max_bytes=s.quarantine_max_bytes)
+                if result.by_age or result.by_size:
+                    self.metrics.quarantine_pruned += result.by_age + result.by_size
+                    logger.info("%s quarantine retention removed %d records by age and %d by size", self._name,
+                                result.by_age, result.by_size)
+            except psycopg.Error as exc:
+                logger.warning("%s quarantine retention failed (%s); trying again later", self._name, exc)
+            await asyncio.sleep(s.retention_interval_s)
 
     def _ack(self, batch: Batch) -> None:
+        """PUBACK every message of a committed batch that arrived on the current connection."""
         client = self._client
         if client is None:
             return

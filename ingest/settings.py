@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import socket
 from datetime import timedelta
+from pathlib import Path
+from typing import Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from parkpulse.paths import cache_dir
 from parkpulse.settings import ServiceSettings
 from schemas import ValidationPolicy
 
@@ -15,32 +18,59 @@ class IngestSettings(ServiceSettings):
     """Everything ``parkpulse ingest`` can be tuned with.
 
     ``client_id`` must be stable for an instance across restarts: the broker keeps the instance's
-    persistent session (queued and unacknowledged messages) under it. Instances sharing ``share_group``
-    split the load of one MQTT v5 shared subscription.
+    persistent session (queued and unacknowledged messages) under it.
 
-    An empty ``share_group`` makes the subscription exclusive (plain). Mosquitto (2.0.11 and 2.0.21 both,
-    measured) does not restore *shared* subscriptions from its persistence after a broker restart, so
-    messages published after the restart and before the instance re-subscribes reach nobody. A plain
-    subscription of a persistent session survives the restart. Use exclusive mode for a single instance,
-    or one instance per park (``park_filter``), where broker restarts must not open that window.
+    **Subscriptions and scale-out.** By default (``share_group`` empty) every instance holds a plain,
+    persistent QoS 1 subscription. Mosquitto saves plain subscriptions with the session and restores them
+    after a restart, so a publisher never meets an empty topic (PUBACK 0x10 "no matching subscribers")
+    and nothing it sends is dropped. N instances split the load by ``partition_count`` /
+    ``partition_index``: each receives every message and stores only its own partition of devices
+    (CRC-32 of ``park/device``), acknowledging the rest unread. The cost: the broker sends each message N
+    times, and a stopped instance's partition waits in its session until it is back (there is no
+    take-over). A non-empty ``share_group`` uses an MQTT v5 shared subscription instead, which balances
+    and fails over, but Mosquitto (2.0.11 and 2.0.21 measured) does not restore shared subscriptions
+    after a restart and drops what publishers send until the instances re-subscribe: use it only with a
+    broker that persists shared subscriptions.
     """
 
     client_id: str = Field(default_factory=lambda: f"parkpulse-ingest-{socket.gethostname()}")
-    share_group: str = "ingest"
+    share_group: str = ""
+    partition_count: int = Field(default=1, ge=1, le=1024)
+    partition_index: int = Field(default=0, ge=0)
     park_filter: str | None = None  # only this park's topics (tests, or per-tenant instances)
     session_expiry_s: int = 7 * 24 * 3600
     receive_maximum: int = 1000  # unacknowledged QoS 1 messages the broker may have in flight to us
     batch_max_readings: int = 20_000
     batch_max_messages: int = 1000
     flush_interval_s: float = 0.2
-    backoff_initial_s: float = 0.5
+    backoff_initial_s: float = 0.5   # database retries
     backoff_max_s: float = 30.0
+    broker_backoff_initial_s: float = 0.2  # broker reconnects: short, the broker restores our session
+    broker_backoff_max_s: float = 3.0
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9108  # 0 = pick a free port, -1 = no metrics endpoint
     max_message_bytes: int = 1_048_576
     max_readings_per_message: int = 10_000
     max_future_s: float = 300.0
     max_age_days: float = 400.0
+    registry_refresh_s: float = 5.0  # how stale the registry snapshot may get (also re-read on a miss)
+    quarantine_raw_cap_bytes: int = Field(default=65_536, ge=0)
+    quarantine_rate_per_minute: float = Field(default=120.0, gt=0)  # per sender, after the burst
+    quarantine_burst: float = Field(default=240.0, ge=1)
+    quarantine_max_age_days: float = Field(default=90.0, gt=0)
+    quarantine_max_bytes: int = Field(default=1 << 30, gt=0)  # raw bytes kept in total, oldest pruned first
+    retention_interval_s: float = 600.0
+    dead_letter_dir: Path = Field(default_factory=lambda: cache_dir() / "ingest-dead-letter")
+    mqtt_ca_file: Path | None = None  # CA that signed the broker's certificate, for mqtts:// URLs
+
+    @model_validator(mode="after")
+    def _partition_in_range(self) -> Self:
+        if self.partition_index >= self.partition_count:
+            raise ValueError(f"partition_index {self.partition_index} must be below partition_count "
+                             f"{self.partition_count} (instances are numbered 0 … count-1)")
+        if self.share_group and self.partition_count > 1:
+            raise ValueError("use either a shared subscription (share_group) or partitions, not both")
+        return self
 
     def validation_policy(self) -> ValidationPolicy:
         """The payload limits as the pure decoder expects them."""

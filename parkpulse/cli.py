@@ -17,6 +17,8 @@ from api._cli import keys_app, serve, ven_app
 from dashboards._cli import dashboards_app
 from edge._cli import edge_command, edge_outbox_command
 from flex._cli import dr_app
+from ingest._cli import quarantine_app
+from parkpulse._registry_cli import registry_app
 from parkpulse.logconfig import configure_logging
 from parkpulse.services import services_app
 from simulators import simulate
@@ -45,6 +47,8 @@ app.command("edge")(edge_command)
 app.command("edge-outbox")(edge_outbox_command)
 app.command("protocol-sim")(protocol_sim_command)
 app.add_typer(dashboards_app, name="dashboards")
+app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(registry_app, name="registry")
 
 
 @db_app.command("migrate")
@@ -81,12 +85,21 @@ def schema_export(
 
 @app.command("ingest")
 def ingest(
+    *,
     client_id: Annotated[str | None, typer.Option(help="Stable MQTT client id of this instance")] = None,
     metrics_port: Annotated[int | None, typer.Option(help="Prometheus endpoint port (-1: off)")] = None,
     park: Annotated[str | None, typer.Option(help="Only ingest this park's topics")] = None,
+    partition_count: Annotated[int | None, typer.Option(min=1, help="Instances sharing the load")] = None,
+    partition_index: Annotated[int | None, typer.Option(min=0, help="This instance's share (0 … count-1)")] = None,
     migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate", help="Apply migrations first")] = True,
 ) -> None:
-    """Run an ingest instance: MQTT shared subscription → validated, idempotent batches in TimescaleDB."""
+    """Run an ingest instance: MQTT persistent subscription → validated, idempotent batches in TimescaleDB.
+
+    Scale out with N instances, each with its own --client-id and --partition-index, and the same
+    --partition-count.
+    """
+    from pydantic import ValidationError
+
     from ingest import IngestSettings, run_ingest
     from parkpulse.db import migrate
 
@@ -97,7 +110,14 @@ def ingest(
         overrides["metrics_port"] = metrics_port
     if park:
         overrides["park_filter"] = park
-    settings = IngestSettings(**overrides)  # type: ignore[arg-type]
+    if partition_count is not None:
+        overrides["partition_count"] = partition_count
+    if partition_index is not None:
+        overrides["partition_index"] = partition_index
+    try:
+        settings = IngestSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise typer.BadParameter("; ".join(e["msg"] for e in exc.errors())) from None
     configure_logging(settings.log_level)
     if migrate_first:
         migrate(settings.database_url)
@@ -129,8 +149,11 @@ def import_readings(
         console = Console()
         console.print(f"{file}: {report.rows:,} rows in {report.messages:,} device chunks: {report.stored:,} stored, "
                       f"{report.duplicates:,} already present, {report.rejected_rows:,} rejected")
+        where = f" --park {park}" if park else ""
         for reason, n in sorted(report.reasons.items()):
-            console.print(f"  quarantined ({reason}): {n:,} rows — see the quarantine table, source 'import'")
+            console.print(f"  quarantined ({reason}): {n:,} rows — list them with "
+                          f"`parkpulse quarantine list{where} --source import --reason {reason}`", markup=False,
+                          soft_wrap=True)
 
     try:
         asyncio.run(run())

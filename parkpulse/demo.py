@@ -32,7 +32,7 @@ from aggregation._render import report_rows
 from aggregation._report import compute_report
 from aggregation._store import load_meta
 from ingest import IngestService, IngestSettings
-from parkpulse.db import migrate, upsert_park
+from parkpulse.db import DeviceRegistration, migrate, register_device, upsert_park
 from parkpulse.paths import cache_dir
 from parkpulse.services import up
 from simulators import Scenario, SimulationReport, run_simulation
@@ -69,9 +69,11 @@ async def run_demo(scenario: Scenario, *, duration: str, speed: float, seed: int
     console.print(f"[bold]3/7[/] park {scenario.park.id}: sites and calendar")
     with psycopg.connect(endpoints.database_url) as conn:
         upsert_park(conn, scenario.park_record(), scenario.site_records())
+        for device in scenario.all_devices():  # ingest stores readings of registered devices only
+            register_device(conn, DeviceRegistration(scenario.park.id, device.id))
     settings = IngestSettings(database_url=endpoints.database_url, mqtt_url=endpoints.mqtt_url,
                               client_id=f"demo-ingest-{scenario.park.id}", park_filter=scenario.park.id,
-                              share_group="demo", metrics_port=-1)
+                              metrics_port=-1)
     started_at = datetime.now(UTC)
     # The simulated window ends at the park's last local midnight: the same day gives the same window and,
     # the physics being seeded, the same readings, so re-running the demo is idempotent (duplicates only).

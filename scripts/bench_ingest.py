@@ -200,10 +200,12 @@ def _copy_ceiling(database_url: str, rows: int, origin: datetime) -> float:
 
 
 # -- orchestration -----------------------------------------------------------------------------------
-def _start_ingest(client_id: str, group: str, database_url: str, mqtt_url: str, port: int,
+def _start_ingest(client_id: str, partition: tuple[int, int], database_url: str, mqtt_url: str, port: int,
                   log_dir: Path) -> subprocess.Popen[bytes]:
+    """One ingest process storing partition ``partition[0]`` of ``partition[1]`` (plain subscriptions)."""
     env = {**os.environ, "PARKPULSE_DATABASE_URL": database_url, "PARKPULSE_MQTT_URL": mqtt_url,
-           "PARKPULSE_SHARE_GROUP": group, "PARKPULSE_LOG_LEVEL": "WARNING"}
+           "PARKPULSE_PARTITION_INDEX": str(partition[0]), "PARKPULSE_PARTITION_COUNT": str(partition[1]),
+           "PARKPULSE_LOG_LEVEL": "WARNING"}
     with (log_dir / f"{client_id}.log").open("ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "parkpulse.cli", "ingest", "--client-id", client_id, "--park", PARK,
@@ -254,8 +256,10 @@ def run(args: argparse.Namespace) -> dict[str, float | int | str]:
     ports = [_free_port() for _ in range(args.instances)]
     run_id = os.urandom(3).hex()
     client_ids = [f"bench-ingest-{run_id}-{i}" for i in range(args.instances)]
-    procs = [_start_ingest(cid, f"bench-{run_id}", bench_url, mqtt_url, port, log_dir)
-             for cid, port in zip(client_ids, ports, strict=True)]
+    with psycopg.connect(bench_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO parks (park_id, auto_register) VALUES (%s, true)", (PARK,))
+    procs = [_start_ingest(cid, (i, args.instances), bench_url, mqtt_url, port, log_dir)
+             for i, (cid, port) in enumerate(zip(client_ids, ports, strict=True))]
     try:
         _wait(lambda: all(_healthy(p) for p in ports), 60, "ingest instances")
         publog = str(log_dir / "publish-log.json")

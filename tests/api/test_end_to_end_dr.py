@@ -102,6 +102,7 @@ def _evaluate_without_dispatch(store: DrStore, park_id: str) -> float:
 
 async def test_simulated_dr_event_reaches_the_utility(database_url, mqtt_url, park_id, db_conn):
     counterfactual = f"{park_id[:50]}-cf"
+    db_conn.execute("INSERT INTO parks (park_id, auto_register) VALUES (%s, true)", (counterfactual,))
     report = await _simulate(database_url, mqtt_url, db_conn, park_id, dispatch=True)
     free = await _simulate(database_url, mqtt_url, db_conn, counterfactual, dispatch=False)
 

@@ -46,6 +46,7 @@ async def park(database_url: str, mqtt_url: str) -> str:
     park_id = f"t-dash-{uuid.uuid4().hex[:10]}"
     scenario = load_scenario().with_overrides(park_id=park_id, malformed_message_rate=0.05)
     with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO parks (park_id, auto_register) VALUES (%s, true)", (park_id,))
         async with IngestService(ingest_settings(database_url, mqtt_url, park_id)) as service:
             await service.wait_subscribed()
             report = await run_simulation(scenario, mqtt_url, duration="3h", speed=0, seed=1)

@@ -23,7 +23,6 @@ def ingest_settings(database_url: str, mqtt_url: str, park_id: str, **overrides:
         "database_url": database_url,
         "mqtt_url": mqtt_url,
         "client_id": f"test-ingest-{park_id}",
-        "share_group": f"g-{uuid.uuid4().hex[:8]}",
         "park_filter": park_id,
         "metrics_port": 0,
         "flush_interval_s": 0.05,
@@ -42,7 +41,8 @@ def readings_payload(device: str, seq: int, start: datetime, n: int, *, base: fl
     return json.dumps({"v": 1, "device": device, "seq": seq, "readings": readings}).encode()
 
 
-async def publish(mqtt_url: str, messages: Iterable[tuple[str, bytes]], *, qos: int = 1, pace_s: float = 0.0) -> int:
+async def publish(mqtt_url: str, messages: Iterable[tuple[str, bytes]], *, qos: int = 1, pace_s: float = 0.0,
+                  retain: bool = False) -> int:
     """Publish (topic, payload) pairs at QoS 1, waiting for every PUBACK; returns the count."""
     ep = parse_mqtt_url(mqtt_url)
     count = 0
@@ -51,7 +51,7 @@ async def publish(mqtt_url: str, messages: Iterable[tuple[str, bytes]], *, qos: 
         client.pending_calls_threshold = 10_000
         pending: list[asyncio.Task[None]] = []
         for topic, payload in messages:
-            pending.append(asyncio.create_task(client.publish(topic, payload, qos=qos)))
+            pending.append(asyncio.create_task(client.publish(topic, payload, qos=qos, retain=retain)))
             count += 1
             if pace_s:
                 await asyncio.sleep(pace_s)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from datetime import timedelta
 
@@ -84,10 +85,14 @@ async def test_malformed_payloads_are_quarantined_and_neighbours_stored(database
         "SELECT reason, count(*) FROM quarantine WHERE park_id = %s GROUP BY reason", (park_id,)).fetchall())
     assert reasons == {"invalid_json": 1, "invalid_utf8": 2, "schema_violation": 1, "non_finite_value": 1,
                        "invalid_topic": 1}
-    big = db_conn.execute("SELECT raw, detail FROM quarantine WHERE park_id = %s AND length(raw) > 1000000",
-                          (park_id,)).fetchone()
-    assert big is not None
-    assert bytes(big[0]) == bad["garbage_1mb"]
+    big = db_conn.execute(
+        "SELECT raw, raw_length, raw_sha256, raw_truncated FROM quarantine WHERE park_id = %s AND raw_length > 1000000",
+        (park_id,)).fetchone()
+    assert big is not None  # kept up to the 64 KiB cap, with the whole payload's length and digest
+    assert bytes(big[0]) == bad["garbage_1mb"][:65_536]
+    assert big[1] == len(bad["garbage_1mb"])
+    assert bytes(big[2]) == hashlib.sha256(bad["garbage_1mb"]).digest()
+    assert big[3] is True
     partial = db_conn.execute(
         "SELECT n_rejected, n_accepted, detail FROM quarantine WHERE park_id = %s AND reason = 'non_finite_value'",
         (park_id,)).fetchone()
