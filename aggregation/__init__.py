@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
-from parkpulse.lazy import lazy_exports
+from infra.lazy import lazy_exports
 
 if _TYPE_CHECKING:
     from aggregation._amounts import Amount, DeclaredTotals, IndicatorInputs, PublicBuilding

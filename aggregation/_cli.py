@@ -65,7 +65,7 @@ def aggregate(
     """Compute interval energy, rollups, PUE and indicators for everything that changed (incremental)."""
     from aggregation._jobs import AggregationJob
     from aggregation.errors import AggregationError, StoreUnavailableError
-    from parkpulse.logconfig import configure_logging
+    from infra.logconfig import configure_logging
 
     configure_logging(log_level)
     job = AggregationJob(_settings(database_url))

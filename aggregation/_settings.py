@@ -8,7 +8,7 @@ from pydantic import Field
 
 from aggregation._intervals import IntervalParams
 from aggregation._policy import Policy, default_policy, load_policy
-from parkpulse.settings import ServiceSettings
+from infra.settings import ServiceSettings
 
 
 class AggregationSettings(ServiceSettings):

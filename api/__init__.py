@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from parkpulse.lazy import lazy_exports
+from infra.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from api._app import build_app, create_app

@@ -46,7 +46,7 @@ def serve(
     import uvicorn
 
     from api._app import create_app
-    from parkpulse.logconfig import configure_logging
+    from infra.logconfig import configure_logging
 
     settings = _api_settings()
     configure_logging(settings.log_level)
@@ -120,7 +120,7 @@ def _ven() -> tuple[VenSettings, VtnConfig]:
 
     from api._settings import VenSettings
     from api._ven import VtnConfig
-    from parkpulse.logconfig import configure_logging
+    from infra.logconfig import configure_logging
 
     try:
         settings = VenSettings()  # type: ignore[call-arg]

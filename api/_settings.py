@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from parkpulse.paths import services_env_file
-from parkpulse.settings import ServiceSettings
+from infra.paths import services_env_file
+from infra.settings import ServiceSettings
 
 
 class ApiSettings(ServiceSettings):

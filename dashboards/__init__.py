@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from parkpulse.lazy import lazy_exports
+from infra.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from dashboards._build import BuiltBoard, build_dashboards, write_dashboards

@@ -89,7 +89,7 @@ def deploy(
     from dashboards._deploy import GrafanaClient, deploy_dashboards
     from dashboards._settings import DashboardSettings
     from dashboards.errors import DeployError
-    from parkpulse.logconfig import configure_logging
+    from infra.logconfig import configure_logging
 
     configure_logging("WARNING")
     settings = DashboardSettings()

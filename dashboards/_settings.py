@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from parkpulse.settings import ServiceSettings
+from infra.settings import ServiceSettings
 
 
 class DashboardSettings(ServiceSettings):

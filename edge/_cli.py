@@ -42,7 +42,7 @@ def edge_command(
     from edge.agent import EdgeAgent
     from edge.config import EdgeSettings, load_config
     from edge.errors import ConfigError, OutboxError
-    from parkpulse.logconfig import configure_logging
+    from infra.logconfig import configure_logging
 
     settings = EdgeSettings()
     configure_logging(log_level or settings.log_level)

@@ -32,7 +32,7 @@ from edge.readers import DeviceReader, EndpointPool, ReadResult, build_reader
 from edge.session import DeviceSession, Pacer, SessionOptions
 from edge.store import AsyncOutbox
 from edge.timing import next_poll_at
-from parkpulse.settings import parse_mqtt_url
+from infra.settings import parse_mqtt_url
 
 logger = logging.getLogger(__name__)
 

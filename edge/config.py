@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from edge.errors import ConfigError
 from edge.outbox import Durability, FullPolicy
-from parkpulse.settings import MqttEndpoint, ServiceSettings, parse_mqtt_url
+from infra.settings import MqttEndpoint, ServiceSettings, parse_mqtt_url
 
 Id = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 

@@ -21,7 +21,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.errors import NoSubscribersError, PublishRejectedError
-from parkpulse.settings import MqttEndpoint
+from infra.settings import MqttEndpoint
 
 NO_MATCHING_SUBSCRIBERS = 0x10  # MQTT v5 PUBACK reason code: accepted, but nobody subscribed
 

@@ -41,7 +41,7 @@ from edge.outbox import StoredMessage
 from edge.payload import assemble_readings_message, birth_payload, status_payload
 from edge.store import AsyncOutbox
 from edge.timing import TokenBucket
-from parkpulse.settings import MqttEndpoint
+from infra.settings import MqttEndpoint
 from schemas import TopicKind, build_topic
 
 logger = logging.getLogger(__name__)

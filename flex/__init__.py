@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from parkpulse.lazy import lazy_exports
+from infra.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from flex._assets import (

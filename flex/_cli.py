@@ -38,8 +38,8 @@ def _service() -> tuple[DrService, DrStore]:
     from flex._policy import load_policy
     from flex._service import DrService
     from flex._store import DrStore
-    from parkpulse.logconfig import configure_logging
-    from parkpulse.settings import ServiceSettings
+    from infra.logconfig import configure_logging
+    from infra.settings import ServiceSettings
 
     class DrCliSettings(ServiceSettings):
         """Settings of the ``parkpulse dr`` commands (``PARKPULSE_DR_POLICY_FILE`` replaces the policy)."""
@@ -321,15 +321,3 @@ def bench(
     for f in figures:
         table.add_row(f.name, f"{f.median_ms:,.2f}", str(f.runs), f.detail)
     console.print(table)
-
-
-@dr_app.command("create-key")
-def create_key(
-    name: Annotated[str, typer.Argument(help="the utility or aggregator")],
-    park: Annotated[list[str], typer.Option("--park", help="park id the key may read (repeat)")],
-    expires_days: Annotated[int | None, typer.Option(help="expire after this many days")] = None,
-) -> None:
-    """Create a utility API key scoped to parks (same as ``parkpulse api-keys create``)."""
-    from api._cli import create_key as create
-
-    create(name, park, expires_days)

@@ -17,7 +17,7 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from parkpulse.settings import MqttEndpoint
+from infra.settings import MqttEndpoint
 
 
 def make_consumer_client(endpoint: MqttEndpoint, *, client_id: str, session_expiry_s: int,

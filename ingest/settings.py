@@ -9,8 +9,8 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
-from parkpulse.paths import cache_dir
-from parkpulse.settings import ServiceSettings
+from infra.paths import cache_dir
+from infra.settings import ServiceSettings
 from schemas import ValidationPolicy
 
 

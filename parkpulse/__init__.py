@@ -1,8 +1,9 @@
 """ParkPulse: IoT energy and carbon metering for industrial parks.
 
-This package holds what the services share: the ``parkpulse`` command line, local service management,
-database migrations and logging set-up for entry points. The services themselves live in the top-level
-packages ``edge``, ``ingest``, ``aggregation``, ``dashboards`` and ``simulators``; contracts in ``schemas``.
+This package is the top layer: the ``parkpulse`` command line (:mod:`parkpulse.cli`), the demo and the
+local-services manager. Everything it runs lives below it: the services in ``edge``, ``ingest``,
+``aggregation``, ``simulators``, ``flex``, ``api`` and ``dashboards``, shared infrastructure in ``infra``,
+and the contracts in ``schemas`` (README: "Layout").
 """
 
 __version__ = "0.1.0"

@@ -25,7 +25,7 @@ FormatOption = Annotated[str, typer.Option("--format", help="table or json")]
 def _connect(database_url: str | None) -> Any:
     import psycopg
 
-    from parkpulse.settings import ServiceSettings
+    from infra.settings import ServiceSettings
 
     url = database_url or ServiceSettings().database_url  # type: ignore[call-arg]
     try:
@@ -66,7 +66,7 @@ def park_add(
     """Register a park, or update the attributes given for a registered one."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    from parkpulse.db import register_park
+    from infra.db import register_park
     from schemas import is_valid_id
 
     if not is_valid_id(park_id):
@@ -87,7 +87,7 @@ def park_add(
 @park_app.command("list")
 def park_list(fmt: FormatOption = "table", database_url: DbOption = None) -> None:
     """Every registered park, with its auto-register flag and device count."""
-    from parkpulse.db import list_parks
+    from infra.db import list_parks
 
     with _connect(database_url) as conn:
         rows = list_parks(conn)
@@ -109,7 +109,7 @@ def device_add(
     database_url: DbOption = None,
 ) -> None:
     """Register a device of a registered park (or update what is given)."""
-    from parkpulse.db import DeviceRegistration, RegistryError, register_device
+    from infra.db import DeviceRegistration, RegistryError, register_device
     from schemas import is_valid_id
 
     if not is_valid_id(device_id):
@@ -129,7 +129,7 @@ def device_add(
 def device_list(park_id: Annotated[str, typer.Argument(help="Park id")], fmt: FormatOption = "table",
                 database_url: DbOption = None) -> None:
     """The devices of one park, how they were registered, and when each was last seen."""
-    from parkpulse.db import list_devices
+    from infra.db import list_devices
 
     with _connect(database_url) as conn:
         rows = list_devices(conn, park_id)

@@ -31,9 +31,9 @@ from aggregation._jobs import AggregationJob
 from aggregation._render import report_rows
 from aggregation._report import compute_report
 from aggregation._store import load_meta
+from infra.db import DeviceRegistration, migrate, register_device, upsert_park
+from infra.paths import cache_dir
 from ingest import IngestService, IngestSettings
-from parkpulse.db import DeviceRegistration, migrate, register_device, upsert_park
-from parkpulse.paths import cache_dir
 from parkpulse.services import up
 from simulators import Scenario, SimulationReport, run_simulation
 

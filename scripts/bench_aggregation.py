@@ -45,8 +45,8 @@ from aggregation._registers import METERS_SCHEMA, READINGS_SCHEMA
 from aggregation._rollups import meter_rollup
 from aggregation._settings import AggregationSettings
 from aggregation._store import load_meta
-from parkpulse.db import ParkRecord, SiteRecord, migrate, upsert_park
-from parkpulse.settings import ServiceSettings
+from infra.db import ParkRecord, SiteRecord, migrate, upsert_park
+from infra.settings import ServiceSettings
 
 PARK = "bench-park"
 TZ = "Asia/Shanghai"

@@ -38,8 +38,8 @@ import aiomqtt
 import orjson
 import psycopg
 
-from parkpulse.db import migrate
-from parkpulse.settings import ServiceSettings, parse_mqtt_url
+from infra.db import migrate
+from infra.settings import ServiceSettings, parse_mqtt_url
 from schemas import build_topic
 
 PARK = "bench-park"

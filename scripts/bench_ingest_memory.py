@@ -28,7 +28,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
-from parkpulse.settings import ServiceSettings, parse_mqtt_url
+from infra.settings import ServiceSettings, parse_mqtt_url
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("polars", "pyarrow", "adbc_driver_postgresql", "fastapi", "uvicorn", "pymodbus", "numpy", "httpx")

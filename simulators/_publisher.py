@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 import aiomqtt
 
-from parkpulse.settings import parse_mqtt_url
+from infra.settings import parse_mqtt_url
 from schemas import METRICS, TopicKind, build_topic
 from simulators._device_base import DeviceModel
 from simulators._devices import ParkModel

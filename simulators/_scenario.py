@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from parkpulse.db import ParkRecord, SiteRecord
+from infra.db import ParkRecord, SiteRecord
 from simulators._device_specs import (
     ELECTRICAL_KINDS,
     REGISTER_METRICS,
@@ -164,7 +164,7 @@ class Scenario(SpecModel):
         return Scenario.model_validate(data)
 
     def park_record(self) -> ParkRecord:
-        """The park as the catalog stores it (``parkpulse.db.upsert_park``)."""
+        """The park as the catalog stores it (``infra.db.upsert_park``)."""
         p = self.park
         return ParkRecord(park_id=p.id, name=p.name, timezone=p.timezone, province=p.province,
                           grid_region=p.grid_region)

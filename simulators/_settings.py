@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from parkpulse.settings import ServiceSettings
+from infra.settings import ServiceSettings
 
 
 class SimulatorSettings(ServiceSettings):

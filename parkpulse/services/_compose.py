@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from parkpulse.paths import project_root
+from infra.paths import project_root
 from parkpulse.services._errors import ServicesError
 from parkpulse.services._local import local_supported, rootfs_path
 from parkpulse.services._rootfs import ensure_mounts, ensure_rootfs

@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from parkpulse.paths import cache_dir
+from infra.paths import cache_dir
 
 __all__ = [
     "DB_NAME",

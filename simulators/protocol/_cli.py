@@ -28,7 +28,7 @@ def protocol_sim_command(
     """Run protocol simulators until Ctrl-C (the agent under test talks to them like to real meters)."""
     import yaml
 
-    from parkpulse.logconfig import configure_logging
+    from infra.logconfig import configure_logging
     from simulators.protocol.site import build_site
 
     configure_logging()

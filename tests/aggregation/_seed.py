@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from parkpulse.db import ParkRecord, SiteRecord, upsert_park
+from infra.db import ParkRecord, SiteRecord, upsert_park
 from schemas import get_metric
 
 

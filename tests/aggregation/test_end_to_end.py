@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from aggregation._cli import aggregate, register_import_commands, report_app
 from aggregation._indicators import CATALOGUE
+from infra.db import upsert_park
 from ingest import Batch, ReadingStore
-from parkpulse.db import upsert_park
 from simulators import DEFAULT_SCENARIO, load_scenario, publish_simulation
 
 pytestmark = pytest.mark.services

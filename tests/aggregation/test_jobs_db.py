@@ -12,7 +12,7 @@ from aggregation._jobs import AggregationJob
 from aggregation._quality import IntervalFlag as F
 from aggregation._settings import AggregationSettings
 from aggregation.errors import ConfigurationChangedError
-from parkpulse.db import SiteRecord
+from infra.db import SiteRecord
 from tests.aggregation._seed import Meter, create_park, create_series, register_rows, seed, write_readings
 
 pytestmark = pytest.mark.services

@@ -25,7 +25,7 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.config import device_username, parse_config
-from parkpulse.settings import parse_mqtt_url
+from infra.settings import parse_mqtt_url
 from tests.fixtures.deploy_broker import DeployBroker, make_pki
 
 ROOT = Path(__file__).resolve().parents[2]

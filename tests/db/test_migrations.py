@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from parkpulse.db import MigrationError, applied_migrations, available_migrations, migrate
+from infra.db import MigrationError, applied_migrations, available_migrations, migrate
 
 pytestmark = pytest.mark.services
 

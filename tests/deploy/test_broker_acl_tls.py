@@ -23,7 +23,7 @@ import yaml
 
 from edge.errors import PublishRejectedError
 from edge.mqtt import ConfirmingClient, tls_parameters
-from parkpulse.settings import parse_mqtt_url
+from infra.settings import parse_mqtt_url
 from tests.fixtures.deploy_broker import (
     DEPLOY_MOSQUITTO,
     NOT_AUTHORIZED,

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from edge.outbox import read_stats
-from parkpulse.settings import parse_mqtt_url
+from infra.settings import parse_mqtt_url
 from schemas import BIRTH_ADAPTER, STATUS_ADAPTER, decode_readings, parse_topic
 from simulators.protocol.site import SimSite, build_site
 from tests.edge.helpers import (

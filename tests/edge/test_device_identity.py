@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from edge.config import EdgeConfig, default_username, device_credentials, device_username, parse_config
-from parkpulse.settings import parse_mqtt_url
+from infra.settings import parse_mqtt_url
 
 DEVICE = {"id": "m1-boundary", "profile": "eastron_sdm630", "transport": {"kind": "modbus_tcp", "host": "10.0.0.1"}}
 

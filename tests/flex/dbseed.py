@@ -8,7 +8,7 @@ from datetime import datetime
 import polars as pl
 import psycopg
 
-from parkpulse.db import ParkRecord, SiteRecord, upsert_park
+from infra.db import ParkRecord, SiteRecord, upsert_park
 
 
 def seed_park(conn: psycopg.Connection, park_id: str, sites: Iterable[str] = ()) -> None:

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from api._cli import keys_app
 from api._keystore import PgKeyStore
 from flex._cli import dr_app
+from parkpulse.cli import app
 from tests.flex.dbseed import add_series, seed_park, write_interval_energy
 from tests.flex.loadgen import build_load, window_overrides
 
@@ -81,6 +82,6 @@ def test_api_key_commands(db_conn, database_url: str, park_id: str):
     assert runner.invoke(keys_app, ["revoke", client_id], env=env).exit_code == 1
     unknown = runner.invoke(keys_app, ["create", "X", "--park", "no-such-park-xyz"], env=env)
     assert unknown.exit_code == 1
-    via_dr = runner.invoke(dr_app, ["create-key", "Grid Co 2", "--park", park_id, "--expires-days", "30"], env=env)
+    via_dr = runner.invoke(app, ["dr", "create-key", "Grid Co 2", "--park", park_id, "--expires-days", "30"], env=env)
     assert via_dr.exit_code == 0, via_dr.output
     assert via_dr.output.strip().splitlines()[-1].startswith("pp_")

@@ -13,8 +13,8 @@ from typing import Any
 import aiomqtt
 import psycopg
 
+from infra.settings import parse_mqtt_url
 from ingest import IngestSettings
-from parkpulse.settings import parse_mqtt_url
 
 
 def ingest_settings(database_url: str, mqtt_url: str, park_id: str, **overrides: Any) -> IngestSettings:

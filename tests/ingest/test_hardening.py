@@ -12,11 +12,11 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
+from infra.db import migrate
 from ingest import IngestService
 from ingest._dead_letter import read_dead_letters
 from ingest._retention import prune_quarantine
 from parkpulse.cli import app
-from parkpulse.db import migrate
 from schemas import TopicKind, build_topic
 from tests.fixtures.services import unique_park_id
 from tests.ingest.helpers import (

@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
+from infra.settings import parse_mqtt_url
 from ingest import IngestService
-from parkpulse.settings import parse_mqtt_url
 from schemas import TopicKind, build_topic
 from tests.ingest.helpers import ingest_settings
 

@@ -4,7 +4,7 @@ import uuid
 
 import aiomqtt
 
-from parkpulse.settings import parse_mqtt_url
+from infra.settings import parse_mqtt_url
 from schemas import TopicKind, build_topic
 
 

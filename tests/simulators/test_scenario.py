@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 import simulators
-from parkpulse.db import ParkRecord, SiteRecord
+from infra.db import ParkRecord, SiteRecord
 from simulators import DEFAULT_SCENARIO, Scenario, ScenarioError, load_scenario
 from simulators._device_specs import ElectricityMeterSpec
 

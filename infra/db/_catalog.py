@@ -2,31 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import psycopg
 
-
-@dataclass(frozen=True, slots=True)
-class SiteRecord:
-    """A building, workshop, station or data centre inside a park."""
-
-    site_id: str
-    name: str | None = None
-    kind: str = "building"
-    floor_area_m2: float | None = None
-    is_public_building: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class ParkRecord:
-    """A park and the attributes that choose its calendar and emission factors."""
-
-    park_id: str
-    name: str | None = None
-    timezone: str = "Asia/Shanghai"
-    province: str | None = None
-    grid_region: str | None = None
+from infra.db._records import ParkRecord, SiteRecord
 
 
 def upsert_park(conn: psycopg.Connection, park: ParkRecord, sites: list[SiteRecord]) -> None:

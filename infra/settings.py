@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from parkpulse.paths import services_env_file
+from infra.paths import services_env_file
 
 
 @dataclass(frozen=True, slots=True)

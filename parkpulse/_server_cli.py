@@ -1,0 +1,180 @@
+"""The server's commands: everything that needs the database, Polars or the web stack.
+
+Imported by :mod:`parkpulse.cli` only in the server install; the edge install shows stand-ins instead
+(:mod:`parkpulse._install`). Heavy imports happen inside the commands so ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aggregation._cli import aggregate, register_import_commands, report_app
+from api._cli import create_key, keys_app, serve, ven_app
+from dashboards._cli import dashboards_app
+from flex._cli import dr_app
+from infra.logconfig import configure_logging
+from ingest._cli import quarantine_app
+from parkpulse._registry_cli import registry_app
+from parkpulse.services import services_app
+
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=True)
+import_app = typer.Typer(help="Import historical readings and declared (non-metered) data.", no_args_is_help=True)
+app = typer.Typer()  # the commands defined in this module; register_server_commands copies them over
+
+
+def register_server_commands(top: typer.Typer) -> None:
+    """Mount every server command and group on the top-level app."""
+    top.add_typer(services_app, name="services", help="Start, stop and inspect local Mosquitto and TimescaleDB.")
+    top.add_typer(db_app, name="db")
+    top.add_typer(bench_app, name="bench")
+    top.add_typer(import_app, name="import")
+    register_import_commands(import_app)
+    top.command("aggregate")(aggregate)
+    top.add_typer(report_app, name="report")
+    top.add_typer(dr_app, name="dr")
+    dr_app.command("create-key", help="Create a utility API key scoped to parks (same as `parkpulse api-keys create`)."
+                   )(create_key)
+    top.command("api")(serve)
+    top.add_typer(keys_app, name="api-keys")
+    top.add_typer(ven_app, name="ven")
+    top.add_typer(dashboards_app, name="dashboards")
+    top.add_typer(quarantine_app, name="quarantine")
+    top.add_typer(registry_app, name="registry")
+    top.registered_commands.extend(app.registered_commands)
+
+
+@db_app.command("migrate")
+def db_migrate(
+    database_url: Annotated[str | None, typer.Option(help="Database URL (default: settings)")] = None,
+) -> None:
+    """Apply pending SQL migrations (recorded; safe to re-run)."""
+    from infra.db import migrate
+    from infra.settings import ServiceSettings
+
+    configure_logging()
+    url = database_url or ServiceSettings().database_url  # type: ignore[call-arg]
+    applied = migrate(url)
+    typer.echo(f"applied: {', '.join(applied)}" if applied else "database schema is up to date")
+
+
+@app.command("ingest")
+def ingest(
+    *,
+    client_id: Annotated[str | None, typer.Option(help="Stable MQTT client id of this instance")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Prometheus endpoint port (-1: off)")] = None,
+    park: Annotated[str | None, typer.Option(help="Only ingest this park's topics")] = None,
+    partition_count: Annotated[int | None, typer.Option(min=1, help="Instances sharing the load")] = None,
+    partition_index: Annotated[int | None, typer.Option(min=0, help="This instance's share (0 … count-1)")] = None,
+    migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate", help="Apply migrations first")] = True,
+) -> None:
+    """Run an ingest instance: MQTT persistent subscription → validated, idempotent batches in TimescaleDB.
+
+    Scale out with N instances, each with its own --client-id and --partition-index, and the same
+    --partition-count.
+    """
+    from pydantic import ValidationError
+
+    from infra.db import migrate
+    from ingest import IngestSettings, run_ingest
+
+    overrides: dict[str, object] = {}
+    if client_id:
+        overrides["client_id"] = client_id
+    if metrics_port is not None:
+        overrides["metrics_port"] = metrics_port
+    if park:
+        overrides["park_filter"] = park
+    if partition_count is not None:
+        overrides["partition_count"] = partition_count
+    if partition_index is not None:
+        overrides["partition_index"] = partition_index
+    try:
+        settings = IngestSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise typer.BadParameter("; ".join(e["msg"] for e in exc.errors())) from None
+    configure_logging(settings.log_level)
+    if migrate_first:
+        migrate(settings.database_url)
+    asyncio.run(run_ingest(settings))
+
+
+@import_app.command("readings")
+def import_readings(
+    file: Annotated[Path, typer.Argument(help="CSV: device_id,ts,metric,value,unit[,quality][,park_id]",
+                                         exists=True, dir_okay=False)],
+    park: Annotated[str | None, typer.Option(help="Park id for every row (if the file has no park_id column)")] = None,
+    database_url: Annotated[str | None, typer.Option(help="Database URL (default: settings)")] = None,
+) -> None:
+    """Backfill a meter export through the same validation, quarantine and idempotent write as MQTT."""
+    from rich.console import Console
+
+    from infra.settings import ServiceSettings
+    from ingest import CsvFormatError, ReadingStore, import_readings_csv, read_csv_text
+
+    configure_logging("WARNING")
+    url = database_url or ServiceSettings().database_url  # type: ignore[call-arg]
+
+    async def run() -> None:
+        store = ReadingStore(url)
+        try:
+            report = await import_readings_csv(read_csv_text(file), store, park_id=park)
+        finally:
+            await store.close()
+        console = Console()
+        console.print(f"{file}: {report.rows:,} rows in {report.messages:,} device chunks: {report.stored:,} stored, "
+                      f"{report.duplicates:,} already present, {report.rejected_rows:,} rejected")
+        where = f" --park {park}" if park else ""
+        for reason, n in sorted(report.reasons.items()):
+            console.print(f"  quarantined ({reason}): {n:,} rows — list them with "
+                          f"`parkpulse quarantine list{where} --source import --reason {reason}`", markup=False,
+                          soft_wrap=True)
+
+    try:
+        asyncio.run(run())
+    except CsvFormatError as exc:
+        raise typer.BadParameter(str(exc), param_hint="FILE") from None
+
+
+@app.command("demo")
+def demo(
+    duration: Annotated[str, typer.Option(help="Simulated span ending now (15m, 2h, 1d)")] = "1d",
+    speed: Annotated[float, typer.Option(help="Simulated seconds per wall second (1440: a day a minute)")] = 1440.0,
+    meters: Annotated[int | None, typer.Option(help="Extra level-3 meters (park size)")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 1,
+) -> None:
+    """Run a simulated park end to end on local services and print what was stored."""
+    from rich.console import Console
+
+    from infra.settings import ServiceSettings
+    from parkpulse.demo import print_result, run_demo, run_indicators
+    from simulators import load_scenario
+
+    configure_logging("WARNING")
+    console = Console()
+    scenario = load_scenario().with_overrides(extra_meters=meters, duplicate_message_rate=0.01,
+                                              malformed_message_rate=0.005)
+    result = asyncio.run(run_demo(scenario, duration=duration, speed=speed, seed=seed, console=console))
+    print_result(result, console)
+    if not result.complete:
+        raise typer.Exit(1)
+    run_indicators(ServiceSettings().database_url, result.report, scenario.park.timezone, console)  # type: ignore[call-arg]
+
+
+@bench_app.command("ingest", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench_ingest(ctx: typer.Context) -> None:
+    """MQTT → ingest → TimescaleDB throughput and latency vs the COPY ceiling and a naive consumer.
+
+    Options are passed to scripts/bench_ingest.py (--rate, --duration, --instances, --per-message ...).
+    """
+    import subprocess
+    import sys
+
+    from infra.paths import project_root
+
+    script = project_root() / "scripts" / "bench_ingest.py"
+    raise typer.Exit(subprocess.call([sys.executable, str(script), *ctx.args]))  # noqa: S603
