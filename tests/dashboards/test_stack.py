@@ -5,28 +5,24 @@ authentication and ACL enforced by a real Mosquitto running the stack's configur
 from __future__ import annotations
 
 import json
-import queue
 import re
 import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 import yaml
-from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.config import device_username, parse_config
 from infra.settings import parse_mqtt_url
-from tests.fixtures.deploy_broker import DeployBroker, make_pki
+from tests.fixtures.deploy_broker import DeployBroker, Session, make_pki
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -209,59 +205,6 @@ def broker() -> Iterator[int]:
             deployed.stop()
     finally:
         shutil.rmtree(base, ignore_errors=True)
-
-
-class Session:
-    """A paho MQTT v5 client that records CONNACK, SUBACK and PUBACK reason codes and messages."""
-
-    def __init__(self, port: int, user: str | None, password: str | None = None) -> None:
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"t-{uuid.uuid4().hex[:8]}",
-                                  protocol=mqtt.MQTTv5)
-        if user is not None:
-            self.client.username_pw_set(user, password)
-        self.connack: Any = None
-        self.acks: dict[int, Any] = {}
-        self.messages: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
-        self._connected, self._acked = threading.Event(), threading.Condition()
-        self.client.on_connect = self._on_connect
-        self.client.on_publish = self._on_ack
-        self.client.on_subscribe = lambda _c, _u, mid, codes, _p: self._on_ack(_c, _u, mid, codes[0], _p)
-        self.client.on_message = lambda _c, _u, message: self.messages.put(message)
-        self.client.reconnect_delay_set(60, 60)
-        # connect_async before loop_start: connect() then loop_start() leaks paho's wake-up socket pair
-        self.client.connect_async("127.0.0.1", port)
-        self.client.loop_start()
-        assert self._connected.wait(10), "no CONNACK"
-
-    def _on_connect(self, _c: Any, _u: Any, _flags: Any, reason_code: Any, _p: Any) -> None:
-        self.connack = reason_code
-        self._connected.set()
-
-    def _on_ack(self, _c: Any, _u: Any, mid: int, reason_code: Any, _p: Any) -> None:
-        with self._acked:
-            self.acks[mid] = reason_code
-            self._acked.notify_all()
-
-    def _wait(self, mid: int) -> int:
-        with self._acked:
-            assert self._acked.wait_for(lambda: mid in self.acks, 10), "no acknowledgement"
-            return int(self.acks[mid].value)
-
-    def publish(self, topic: str) -> int:
-        """Publish at QoS 1 and return the PUBACK reason code."""
-        return self._wait(self.client.publish(topic, b"{}", qos=1).mid)
-
-    def subscribe(self, topic: str) -> int:
-        """Subscribe at QoS 1 and return the SUBACK reason code."""
-        mid = self.client.subscribe(topic, qos=1)[1]
-        assert mid is not None
-        return self._wait(mid)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-        # break the client <-> session cycle so paho's __del__ closes its socket pair right away
-        self.client.on_connect = self.client.on_publish = self.client.on_subscribe = self.client.on_message = None
 
 
 def test_broker_refuses_anonymous_and_wrong_passwords(broker):
