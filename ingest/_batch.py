@@ -267,28 +267,32 @@ class Batch:
             if decoded.sent_at is not None:
                 act.clock_offset_s = (decoded.sent_at - received_at).total_seconds()
 
-    def _add_birth(self, address: TopicAddress, topic: str, payload: bytes, received_at: datetime) -> None:
-        if not payload:  # an empty retained message only clears the broker's copy: nothing to store
-            return
-        decoded = decode_birth(address, payload, policy=self.policy)
+    def _device_message(self, address: TopicAddress, topic: str, payload: bytes,
+                        received_at: datetime) -> dict[str, Any] | None:
+        """A birth or status payload decoded, or None when it is empty or was quarantined.
+
+        An empty payload only clears the broker's retained copy: there is nothing to store.
+        """
+        if not payload:
+            return None
+        decode = decode_birth if address.kind is TopicKind.BIRTH else decode_status
+        decoded = decode(address, payload, policy=self.policy)
         if decoded.message is None:
             assert decoded.rejection is not None
             self._quarantine(topic, address, payload, received_at=received_at, reason=decoded.rejection.reason.value,
                              detail=decoded.rejection.detail, n_rejected=0, n_accepted=0)
-            return
-        self.births[(address.park_id, address.device_id)] = decoded.message
-        self._activity(address, received_at)
+        return decoded.message
+
+    def _add_birth(self, address: TopicAddress, topic: str, payload: bytes, received_at: datetime) -> None:
+        birth = self._device_message(address, topic, payload, received_at)
+        if birth is not None:
+            self.births[(address.park_id, address.device_id)] = birth
+            self._activity(address, received_at)
 
     def _add_status(self, address: TopicAddress, topic: str, payload: bytes, received_at: datetime) -> None:
-        if not payload:  # an empty retained message only clears the broker's copy: nothing to store
+        status = self._device_message(address, topic, payload, received_at)
+        if status is None:
             return
-        decoded = decode_status(address, payload, policy=self.policy)
-        if decoded.message is None:
-            assert decoded.rejection is not None
-            self._quarantine(topic, address, payload, received_at=received_at, reason=decoded.rejection.reason.value,
-                             detail=decoded.rejection.detail, n_rejected=0, n_accepted=0)
-            return
-        status = decoded.message
         act = self._activity(address, received_at)
         act.online = bool(status["online"])
         act.status_at = received_at
