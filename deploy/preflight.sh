@@ -22,5 +22,15 @@ need PARKPULSE_MQTT_INGEST_PASSWORD "${PARKPULSE_MQTT_INGEST_PASSWORD:-}"
 need PARKPULSE_MQTT_HEALTHCHECK_PASSWORD "${PARKPULSE_MQTT_HEALTHCHECK_PASSWORD:-}"
 need PARKPULSE_GRAFANA_DB_PASSWORD "${PARKPULSE_GRAFANA_DB_PASSWORD:-}"
 need GF_SECURITY_ADMIN_PASSWORD "${GF_SECURITY_ADMIN_PASSWORD:-}"
+# Devices reach the broker over TLS (8883): the stack needs the broker's own certificate and key, not the
+# placeholder the development broker starts with.
+for var in PARKPULSE_MQTT_TLS_CERT_FILE PARKPULSE_MQTT_TLS_KEY_FILE; do
+    eval "value=\${$var:-}"
+    case "$value" in
+        ""|*tls.placeholder)
+            echo "preflight: $var must name the broker's TLS $( [ "$var" = PARKPULSE_MQTT_TLS_KEY_FILE ] && echo key || echo certificate chain ) (PEM) for the device listener" >&2
+            fail=1 ;;
+    esac
+done
 if [ "$fail" -ne 0 ]; then exit 1; fi
 echo "preflight: ok"

@@ -148,8 +148,14 @@ def _preflight(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 def test_preflight_fails_closed():
     good = {"PARKPULSE_DEPLOYMENT": "production", "POSTGRES_PASSWORD": "x" * 16,
             "PARKPULSE_MQTT_INGEST_PASSWORD": "i" * 16, "PARKPULSE_MQTT_HEALTHCHECK_PASSWORD": "h" * 16,
-            "PARKPULSE_GRAFANA_DB_PASSWORD": "g" * 16, "GF_SECURITY_ADMIN_PASSWORD": "a" * 16}
-    assert _preflight(good).returncode == 0
+            "PARKPULSE_GRAFANA_DB_PASSWORD": "g" * 16, "GF_SECURITY_ADMIN_PASSWORD": "a" * 16,
+            "PARKPULSE_MQTT_TLS_CERT_FILE": "/etc/parkpulse/broker.crt",
+            "PARKPULSE_MQTT_TLS_KEY_FILE": "/etc/parkpulse/broker.key"}
+    assert _preflight(good).returncode == 0, _preflight(good).stderr
+    placeholder = _preflight({**good, "PARKPULSE_MQTT_TLS_KEY_FILE": "./deploy/mosquitto/tls.placeholder"})
+    assert placeholder.returncode == 1
+    assert "PARKPULSE_MQTT_TLS_KEY_FILE must name the broker's TLS key" in placeholder.stderr
+    assert "PARKPULSE_MQTT_TLS_CERT_FILE" in _preflight({**good, "PARKPULSE_MQTT_TLS_CERT_FILE": ""}).stderr
     assert _preflight({}).returncode == 1
     assert "PARKPULSE_DEPLOYMENT" in _preflight({**good, "PARKPULSE_DEPLOYMENT": "dev"}).stderr
     assert "development default" in _preflight({**good, "POSTGRES_PASSWORD": "parkpulse"}).stderr
