@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -171,6 +171,9 @@ class EdgeAgent:
     def _session(self, device: DeviceConfig, store: AsyncOutbox, pacer: Pacer,
                  options: SessionOptions) -> DeviceSession:
         username, password = device_credentials(self.config, device, self.endpoint, self.base_dir)
+        certificate = device.mqtt.client_certificate(self.base_dir)
+        if certificate is not None:  # this device proves its identity with its own certificate
+            options = replace(options, tls_params=tls_parameters(self.endpoint, self.config.mqtt.ca_file, certificate))
 
         async def status() -> dict[str, Any]:
             return await self._status_fields(device.id)

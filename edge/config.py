@@ -63,12 +63,26 @@ class Credentials(_Model):
     username: str | None = None
     password: str | None = None
     password_file: Path | None = None
+    #: A client certificate and its key (PEM) for ``mqtts://``: with the broker's certificate variant its CN
+    #: (``{park}/{device}``) is the identity the ACL binds, and no password is needed.
+    cert_file: Path | None = None
+    key_file: Path | None = None
 
     @model_validator(mode="after")
     def _one_password(self) -> Credentials:
         if self.password is not None and self.password_file is not None:
             raise ValueError("give password or password_file, not both")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("give cert_file and key_file together (the client certificate and its key)")
         return self
+
+    def client_certificate(self, base_dir: Path) -> tuple[Path, Path] | None:
+        """(certificate, key) resolved against ``edge.yaml``'s folder, or None when not configured."""
+        if self.cert_file is None or self.key_file is None:
+            return None
+        cert = self.cert_file if self.cert_file.is_absolute() else base_dir / self.cert_file
+        key = self.key_file if self.key_file.is_absolute() else base_dir / self.key_file
+        return cert, key
 
     @property
     def has_password(self) -> bool:

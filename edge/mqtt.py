@@ -79,11 +79,18 @@ class ConfirmingClient(aiomqtt.Client):
         return None
 
 
-def tls_parameters(endpoint: MqttEndpoint, ca_file: Path | None) -> aiomqtt.TLSParameters | None:
-    """TLS settings for ``mqtts://`` brokers (system CAs unless ``ca_file`` is given)."""
+def tls_parameters(endpoint: MqttEndpoint, ca_file: Path | None,
+                   client_certificate: tuple[Path, Path] | None = None) -> aiomqtt.TLSParameters | None:
+    """TLS settings for ``mqtts://`` brokers (system CAs unless ``ca_file`` is given).
+
+    ``client_certificate`` (certificate, key) authenticates the device itself to a broker that asks for
+    client certificates.
+    """
     if not endpoint.tls:
         return None
-    return aiomqtt.TLSParameters(ca_certs=str(ca_file) if ca_file else None, cert_reqs=ssl.CERT_REQUIRED)
+    cert, key = client_certificate if client_certificate else (None, None)
+    return aiomqtt.TLSParameters(ca_certs=str(ca_file) if ca_file else None, cert_reqs=ssl.CERT_REQUIRED,
+                                 certfile=str(cert) if cert else None, keyfile=str(key) if key else None)
 
 
 def backoff_delay(attempt: int, *, initial_s: float, max_s: float, rng: random.Random | None = None) -> float:

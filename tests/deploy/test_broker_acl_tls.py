@@ -21,7 +21,8 @@ import aiomqtt
 import pytest
 import yaml
 
-from edge.errors import PublishRejectedError
+from edge.config import parse_config
+from edge.errors import ConfigError, PublishRejectedError
 from edge.mqtt import ConfirmingClient, tls_parameters
 from infra.settings import parse_mqtt_url
 from tests.fixtures.deploy_broker import (
@@ -276,3 +277,36 @@ def test_compose_the_entrypoint_and_the_config_agree_on_tls() -> None:
     assert conf.index("listener 8883") > conf.index("listener 1883")
     assert "autosave_interval 1" in conf
     assert "autosave_on_changes false" in conf
+
+
+async def test_the_edge_agent_client_authenticates_with_its_device_certificate(cert_broker: DeployBroker,
+                                                                               pki: Pki, tmp_path: Path) -> None:
+    """A device configured with ``cert_file``/``key_file`` in edge.yaml: its certificate's CN is its identity."""
+    cert, key = pki.client("park-a/m1")
+    config = parse_config({"agent_id": "gw", "park_id": "park-a",
+                           "mqtt": {"url": f"mqtts://127.0.0.1:{cert_broker.tls_port}", "ca_file": str(pki.ca)},
+                           "devices": [{"id": "m1", "profile": "eastron_sdm630",
+                                        "transport": {"kind": "modbus_tcp", "host": "127.0.0.1", "port": 1},
+                                        "mqtt": {"cert_file": cert.name, "key_file": key.name}}]})
+    device = config.devices[0]
+    certificate = device.mqtt.client_certificate(cert.parent)  # relative paths resolve against edge.yaml's folder
+    assert certificate == (cert, key)
+    endpoint = parse_mqtt_url(config.mqtt.url or "")
+    ingest = Session(cert_broker.plain_port, "ingest", USERS["ingest"])
+    try:
+        assert ingest.subscribe("parkpulse/v1/#") < 0x80
+        client = ConfirmingClient(endpoint.host, endpoint.port, protocol=aiomqtt.ProtocolVersion.V5,
+                                  tls_params=tls_parameters(endpoint, config.mqtt.ca_file, certificate))
+        async with client:
+            await client.publish_confirmed("parkpulse/v1/park-a/m1/readings", b"{}", require_subscriber=True)
+            with pytest.raises(PublishRejectedError) as refused:
+                await client.publish_confirmed("parkpulse/v1/park-b/m1/readings", b"{}")
+            assert refused.value.reason_code == NOT_AUTHORIZED
+        client.consume_disconnect_error()
+        assert ingest.topics(1) == ["parkpulse/v1/park-a/m1/readings"]
+    finally:
+        ingest.close()
+    with pytest.raises(ConfigError, match="cert_file and key_file together"):
+        parse_config({"agent_id": "gw", "park_id": "park-a", "devices": [
+            {"id": "m1", "profile": "eastron_sdm630", "transport": {"kind": "modbus_tcp", "host": "h", "port": 1},
+             "mqtt": {"cert_file": "m1.crt"}}]})
