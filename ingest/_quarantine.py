@@ -83,17 +83,9 @@ class QuarantineFilter:
         if self.ids:
             parts.append(sql.SQL("quarantine_id = ANY(%s)"))
             params.append(list(self.ids))
-        for column, value in (("park_id", self.park_id), ("device_id", self.device_id), ("reason", self.reason),
-                              ("source", self.source)):
-            if value is not None:
-                parts.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
-                params.append(value)
-        if self.since is not None:
-            parts.append(sql.SQL("received_at >= %s"))
-            params.append(self.since)
-        if self.until is not None:
-            parts.append(sql.SQL("received_at < %s"))
-            params.append(self.until)
+        _equal_and_between(parts, params, (("park_id", self.park_id), ("device_id", self.device_id),
+                                           ("reason", self.reason), ("source", self.source)),
+                           "received_at", since=self.since, until=self.until)
         if self.replayable is not None:
             parts.append(sql.SQL("NOT raw_truncated" if self.replayable else "raw_truncated"))
         if self.outcome == "never":
@@ -276,17 +268,23 @@ class QuarantineQueries:
         return QuarantineSummary(groups, suppressed)
 
 
-def _suppressed_where(flt: QuarantineFilter) -> tuple[sql.Composable, list[Any]]:
-    parts: list[sql.Composable] = []
-    params: list[Any] = []
-    for column, value in (("park_id", flt.park_id), ("device_id", flt.device_id), ("reason", flt.reason)):
+def _equal_and_between(parts: list[sql.Composable], params: list[Any], equal: tuple[tuple[str, Any], ...],
+                       time_column: str, *, since: datetime | None, until: datetime | None) -> None:
+    """Append ``column = value`` for each given value and ``since <= time_column < until`` to a condition."""
+    for column, value in equal:
         if value is not None:
             parts.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
             params.append(value)
-    if flt.since is not None:
-        parts.append(sql.SQL("window_start >= %s"))
-        params.append(flt.since)
-    if flt.until is not None:
-        parts.append(sql.SQL("window_start < %s"))
-        params.append(flt.until)
+    for bound, op in ((since, ">="), (until, "<")):
+        if bound is not None:
+            parts.append(sql.SQL("{} " + op + " %s").format(sql.Identifier(time_column)))
+            params.append(bound)
+
+
+def _suppressed_where(flt: QuarantineFilter) -> tuple[sql.Composable, list[Any]]:
+    parts: list[sql.Composable] = []
+    params: list[Any] = []
+    _equal_and_between(parts, params, (("park_id", flt.park_id), ("device_id", flt.device_id),
+                                       ("reason", flt.reason)), "window_start", since=flt.since,
+                       until=flt.until)
     return (sql.SQL(" AND ").join(parts) if parts else sql.SQL("TRUE")), params
