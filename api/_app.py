@@ -19,6 +19,7 @@ from api._keystore import KeyStore, PgKeyStore
 from api._models import HealthOut
 from api._quarantine import QuarantineBackend
 from api._quarantine import router as quarantine_router
+from api._routers import OPERATOR_ROUTERS
 from api._routes import router
 from api._settings import ApiSettings
 from flex import (
@@ -93,9 +94,10 @@ def _install_handlers(app: FastAPI) -> None:
 
 
 def build_app(service: DrService, keys: KeyStore, settings: ApiSettings | Any,
-              quarantine: QuarantineBackend | None = None) -> FastAPI:
+              quarantine: QuarantineBackend | None = None, *, database_url: str | None = None) -> FastAPI:
     """An app over the given service, key store and quarantine (tests pass in-memory ones; no quarantine
-    backend means an empty in-memory one)."""
+    backend means an empty in-memory one). The operator endpoints (registry, meter events, imports,
+    reports) use ``database_url`` and answer 503 without one."""
     app = FastAPI(
         title="ParkPulse utility API",
         version=_version(),
@@ -112,6 +114,7 @@ def build_app(service: DrService, keys: KeyStore, settings: ApiSettings | Any,
     )
     app.state.service = service
     app.state.settings = settings
+    app.state.database_url = database_url
     app.state.authenticator = Authenticator(keys, VerifiedKeyCache(ttl_s=getattr(settings, "key_cache_ttl_s", 60.0)))
     _install_handlers(app)
 
@@ -123,6 +126,8 @@ def build_app(service: DrService, keys: KeyStore, settings: ApiSettings | Any,
     app.include_router(router)
     app.state.quarantine = quarantine if quarantine is not None else MemoryQuarantine()
     app.include_router(quarantine_router)
+    for operator_router in OPERATOR_ROUTERS:
+        app.include_router(operator_router)
     return app
 
 
@@ -131,7 +136,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     cfg = settings or ApiSettings()  # type: ignore[call-arg]
     store = DrStore(cfg.database_url)
     policy = IngestSettings(database_url=cfg.database_url, mqtt_url=cfg.mqtt_url).validation_policy()
-    app = build_app(DrService(store), PgKeyStore(cfg.database_url), cfg, PgQuarantine(cfg.database_url, policy=policy))
+    app = build_app(DrService(store), PgKeyStore(cfg.database_url), cfg, PgQuarantine(cfg.database_url, policy=policy),
+                    database_url=cfg.database_url)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
