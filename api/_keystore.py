@@ -113,10 +113,22 @@ class PgKeyStore:
         self, name: str, park_ids: Collection[str], *, expires_at: datetime | None = None,
         scopes: Collection[str] = DEFAULT_SCOPES,
     ) -> tuple[ApiClient, str]:
-        """Insert a client scoped to ``park_ids`` (which must exist) with ``scopes`` and return its key."""
+        """Insert a client scoped to ``park_ids`` with ``scopes`` and return its key.
+
+        The parks must be registered, except for a ``write`` key: that one may register its park through the
+        API (``PUT /v1/parks/{park_id}``), which is how an operator starts from an empty database.
+        """
         client_id, key = new_key()
         client = ApiClient(client_id, name, frozenset(park_ids), expires_at, scopes=checked_scopes(scopes))
         stored = make_stored_key(client, key)
+        with self._connect() as conn, conn.transaction():
+            known = {r[0] for r in conn.execute("SELECT park_id FROM parks WHERE park_id = ANY(%s)",
+                                                (sorted(park_ids),))}
+            unknown = sorted(set(park_ids) - known)
+            if unknown and "write" not in client.scopes:
+                raise KeyStoreError(f"unknown park(s) {', '.join(unknown)}: register them first (`parkpulse registry "
+                                    "park add PARK` or `parkpulse registry import FILE`), or create a key with "
+                                    "--scope write, which may register its park through the API")
         try:
             with self._connect() as conn, conn.transaction():
                 conn.execute(
@@ -129,7 +141,7 @@ class PgKeyStore:
                     conn.execute(
                         "INSERT INTO api_client_parks (client_id, park_id) VALUES (%s, %s)", (client_id, park_id)
                     )
-        except psycopg.errors.ForeignKeyViolation as exc:
+        except psycopg.errors.ForeignKeyViolation as exc:  # a database migrated before 0005 keeps the foreign key
             raise KeyStoreError(f"unknown park in {sorted(park_ids)}: {exc.diag.message_detail}") from None
         return client, key
 

@@ -43,6 +43,21 @@ CREATE TEMP TABLE IF NOT EXISTS readings_stage (
 ) ON COMMIT DELETE ROWS"""
 _BIRTH_FIELDS: Final = ("kind", "carrier", "metering_level", "site", "role", "profile", "firmware",
                         "register_max", "multiplier", "rated_power_kw")
+#: A birth sets the device attributes except those the operator set (``operator_fields``, migration 0005).
+_BIRTH_UPDATE: Final = """
+UPDATE devices SET
+    kind = CASE WHEN 'kind' = ANY(operator_fields) THEN kind ELSE %s END,
+    carrier = CASE WHEN 'carrier' = ANY(operator_fields) THEN carrier ELSE %s END,
+    metering_level = CASE WHEN 'metering_level' = ANY(operator_fields) THEN metering_level ELSE %s END,
+    site_id = CASE WHEN 'site_id' = ANY(operator_fields) THEN site_id ELSE %s END,
+    role = CASE WHEN 'role' = ANY(operator_fields) THEN role ELSE %s END,
+    profile = CASE WHEN 'profile' = ANY(operator_fields) THEN profile ELSE %s END,
+    firmware = %s,
+    register_max = CASE WHEN 'register_max' = ANY(operator_fields) THEN register_max ELSE %s END,
+    multiplier = CASE WHEN 'multiplier' = ANY(operator_fields) THEN multiplier ELSE %s END,
+    rated_power_kw = CASE WHEN 'rated_power_kw' = ANY(operator_fields) THEN rated_power_kw ELSE %s END,
+    metadata = %s, birth_at = now()
+WHERE park_id = %s AND device_id = %s"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +67,7 @@ class WriteResult:
     staged: int
     stored: int
     quarantined_messages: int
+    quarantine_ids: tuple[int, ...] = ()  # ids of the batch's quarantine records, in record order
 
     @property
     def duplicates(self) -> int:
@@ -104,12 +120,13 @@ class ReadingStore:
         conn = self._conn
         try:
             await self._resolve_series(conn, batch)
+            quarantine_ids: tuple[int, ...] = ()
             async with conn.transaction():
                 if batch.births:
                     await self._upsert_births(conn, batch)
                 staged, stored = await self._write_readings(conn, batch)
                 if batch.quarantine:
-                    await self._write_quarantine(conn, batch)
+                    quarantine_ids = await self._write_quarantine(conn, batch)
                 if batch.suppressed:
                     await self._write_suppressed(conn, batch)
                 if batch.activity:
@@ -124,7 +141,8 @@ class ReadingStore:
         except _REFUSALS as exc:
             await self._recover_after_refusal()
             raise BatchRejectedError(clean_text(f"{type(exc).__name__}: {exc}", 500)) from exc
-        return WriteResult(staged=staged, stored=stored, quarantined_messages=len(batch.quarantine))
+        return WriteResult(staged=staged, stored=stored, quarantined_messages=len(batch.quarantine),
+                           quarantine_ids=quarantine_ids)
 
     async def _recover_after_refusal(self) -> None:
         """Make sure the connection is usable after a refused batch (drop it if it is not idle)."""
@@ -209,15 +227,25 @@ class ReadingStore:
                        FROM readings_stage GROUP BY series_id""")
         return staged, stored
 
-    async def _write_quarantine(self, conn: psycopg.AsyncConnection[Any], batch: Batch) -> None:
+    async def _write_quarantine(self, conn: psycopg.AsyncConnection[Any], batch: Batch) -> tuple[int, ...]:
+        """Insert the batch's quarantine records; their ids in record order (for the device feedback)."""
         async with conn.cursor() as cur:
             await cur.executemany(
                 """INSERT INTO quarantine (received_at, source, topic, park_id, device_id, reason, detail,
                                           n_rejected, n_accepted, raw, raw_length, raw_sha256, raw_truncated)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, sha256(%s)), %s)""",
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, sha256(%s)), %s)
+                   RETURNING quarantine_id""",
                 [(q.received_at, q.source, q.topic, q.park_id, q.device_id, q.reason, q.detail, q.n_rejected,
                   q.n_accepted, q.raw, q.raw_length if q.raw_length is not None else len(q.raw), q.raw_sha256,
-                  q.raw, q.raw_length is not None and q.raw_length > len(q.raw)) for q in batch.quarantine])
+                  q.raw, q.raw_length is not None and q.raw_length > len(q.raw)) for q in batch.quarantine],
+                returning=True)
+            ids: list[int] = []
+            while True:  # one result set per inserted row
+                row = await cur.fetchone()
+                if row is not None:
+                    ids.append(int(row[0]))
+                if not cur.nextset():
+                    return tuple(ids)
 
     async def _write_suppressed(self, conn: psycopg.AsyncConnection[Any], batch: Batch) -> None:
         async with conn.cursor() as cur:
@@ -237,12 +265,10 @@ class ReadingStore:
             params.append((birth.get("kind"), birth.get("carrier"), birth.get("metering_level"), birth.get("site"),
                            birth.get("role"), birth.get("profile"), birth.get("firmware"), birth.get("register_max"),
                            birth.get("multiplier", 1.0), birth.get("rated_power_kw"), Jsonb(extra), park, device))
+        # The operator's registry wins: a birth never overwrites an attribute listed in operator_fields
+        # (migration 0005); it sets only the others (the precedence rule is in infra/db/_registry.py).
         async with conn.cursor() as cur:
-            await cur.executemany(
-                """UPDATE devices SET kind = %s, carrier = %s, metering_level = %s, site_id = %s, role = %s,
-                       profile = %s, firmware = %s, register_max = %s, multiplier = %s, rated_power_kw = %s,
-                       metadata = %s, birth_at = now()
-                   WHERE park_id = %s AND device_id = %s""", params)
+            await cur.executemany(_BIRTH_UPDATE, params)
 
     async def _write_activity(self, conn: psycopg.AsyncConnection[Any], batch: Batch) -> None:
         params: list[tuple[Any, ...]] = []

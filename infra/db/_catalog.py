@@ -1,4 +1,7 @@
-"""Declared park structure (parks and sites) written from scenario files or imports."""
+"""Declared park structure (parks and sites) written from scenario files (the demo, benchmarks, tests).
+
+Operators register parks and sites through :mod:`infra.db._registry` (CLI, API, registry files).
+"""
 
 from __future__ import annotations
 
@@ -18,9 +21,11 @@ def upsert_park(conn: psycopg.Connection, park: ParkRecord, sites: list[SiteReco
             (park.park_id, park.name, park.timezone, park.province, park.grid_region),
         )
         cur.executemany(
-            """INSERT INTO sites (park_id, site_id, name, kind, floor_area_m2, is_public_building)
-               VALUES (%s, %s, %s, %s, %s, %s)
+            """INSERT INTO sites (park_id, site_id, name, kind, floor_area_m2, is_public_building, roof_area_m2)
+               VALUES (%s, %s, %s, %s, %s, %s, %s)
                ON CONFLICT (park_id, site_id) DO UPDATE SET name = EXCLUDED.name, kind = EXCLUDED.kind,
-                   floor_area_m2 = EXCLUDED.floor_area_m2, is_public_building = EXCLUDED.is_public_building""",
-            [(park.park_id, s.site_id, s.name, s.kind, s.floor_area_m2, s.is_public_building) for s in sites],
+                   floor_area_m2 = EXCLUDED.floor_area_m2, is_public_building = EXCLUDED.is_public_building,
+                   roof_area_m2 = EXCLUDED.roof_area_m2""",
+            [(park.park_id, s.site_id, s.name, s.kind, s.floor_area_m2, s.is_public_building, s.roof_area_m2)
+             for s in sites],
         )

@@ -15,6 +15,7 @@ class SiteRecord:
     kind: str = "building"
     floor_area_m2: float | None = None
     is_public_building: bool = False
+    roof_area_m2: float | None = None  # for rooftop-PV coverage (migration 0005)
 
 
 @dataclass(frozen=True, slots=True)
