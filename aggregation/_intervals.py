@@ -12,7 +12,8 @@ whole-quarter-hour time zone):
   estimates are **scaled** so they sum to the register delta;
 * a span of **unknown** energy (epoch break, spike) is estimated from the average power of the spans
   either side, interpolated linearly across it (≤ 2 h) or from like days (longer); nothing to estimate
-  from gives 0 with ``NO_BASIS``.
+  from gives 0 with ``NO_BASIS``. A break the operator explained with a meter event (replacement,
+  confirmed reset) is not unknown: its spans arrive here with exact energy and are laid like any other.
 
 Every interval gets its energy, quality code, reason flags, estimated share (fraction of its covered time
 whose energy was estimated) and coverage (fraction of the interval covered by readings).
@@ -42,6 +43,7 @@ INTERVALS_SCHEMA: Final = pl.Schema({
 HISTORY_SCHEMA: Final = pl.Schema({"series_id": pl.Int32(), "ts": pl.Datetime("us", "UTC"), "energy": pl.Float64()})
 
 _CONTRIB_COLS: Final = ("series_id", "b", "energy", "cov", "est", "quality", "flags")
+_EVENT_BITS: Final = int(IntervalFlag.METER_REPLACED | IntervalFlag.RESET_CONFIRMED | IntervalFlag.RATIO_CHANGE)
 #: Method 14 day types (Polars weekday: Monday = 1 … Sunday = 7): Tue, Wed and Thu are interchangeable.
 _DAY_TYPE: Final = {1: 0, 2: 1, 3: 1, 4: 1, 5: 2, 6: 3, 7: 4}
 
@@ -237,7 +239,8 @@ def spans_to_intervals(spans: pl.DataFrame, params: IntervalParams, timezones: p
     s = spans.with_columns(dt=pl.col("t1") - pl.col("t0"),
                            b0=(pl.col("t0") // iu) * iu, bl=((pl.col("t1") - 1) // iu) * iu)
     is_direct = pl.col("energy").is_not_null() & (pl.col("dt") <= iu)
-    simple_span = is_direct & (pl.col("b0") == pl.col("bl"))
+    # a meter event splits a span in two inside one interval: that series adds up its contributions
+    simple_span = is_direct & (pl.col("b0") == pl.col("bl")) & ((pl.col("flags") & _EVENT_BITS) == 0)
     # series whose spans all sit inside one interval each (the usual 15-min meter) take a fast path
     complex_ids = s.filter(~simple_span).get_column("series_id").unique().implode()
     simple = s.filter(~pl.col("series_id").is_in(complex_ids))
@@ -265,13 +268,15 @@ def spans_to_intervals(spans: pl.DataFrame, params: IntervalParams, timezones: p
 
 
 def interval_energy(readings: pl.DataFrame, meters: pl.DataFrame, params: IntervalParams,
-                    history: pl.DataFrame | None = None) -> pl.DataFrame:
+                    history: pl.DataFrame | None = None, events: pl.DataFrame | None = None) -> pl.DataFrame:
     """Interval energy per meter from cumulative register readings (the whole VEE pipeline).
 
     ``readings``: ``series_id, ts, value, quality`` (see ``READINGS_SCHEMA``); ``meters``: one row per
     series with register maximum, multiplier, plausibility rate, resolution and time zone
     (``METERS_SCHEMA``); ``history``: optional earlier actual intervals for like-day estimation
-    (``HISTORY_SCHEMA``). Returns ``INTERVALS_SCHEMA`` rows, in time order within each series.
+    (``HISTORY_SCHEMA``); ``events``: optional meter events (``EVENTS_SCHEMA`` of
+    :mod:`aggregation._meter_events`) that make replacements, confirmed resets and ratio changes exact.
+    Returns ``INTERVALS_SCHEMA`` rows, in time order within each series.
     """
-    spans = register_spans(readings, meters, params.vee)
+    spans = register_spans(readings, meters, params.vee, events)
     return spans_to_intervals(spans, params, meters.select("series_id", "timezone"), history)

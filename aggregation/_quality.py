@@ -3,7 +3,9 @@
 ``interval_energy.quality`` reuses :class:`schemas.Quality` (0 actual, 1 estimated, 2 suspect): an
 interval is *estimated* as soon as any part of its energy was estimated, and *suspect* when a reading
 behind it was flagged suspect by the device. ``interval_energy.flags`` is a bit set of
-:class:`IntervalFlag` giving the reasons, so an auditor can see what VEE did to every interval.
+:class:`IntervalFlag` giving the reasons, so an auditor can see what VEE did to every interval. The last
+three bits name a meter event the operator recorded (``parkpulse meter-event``): they explain a register
+drop or change of scale that was computed exactly, so they never make an interval estimated.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ class IntervalFlag(IntFlag):
     NO_BASIS = 1024           # nothing to estimate from (no neighbours, no like days): energy 0 assumed
     DEVICE_ESTIMATED = 2048   # the device itself marked a reading estimated
     DEVICE_SUSPECT = 4096     # the device itself marked a reading suspect
+    METER_REPLACED = 8192     # the energy spans a recorded meter replacement: old final and new initial used exactly
+    RESET_CONFIRMED = 16384   # the energy spans a reset the operator confirmed: the drop is exact, not estimated
+    RATIO_CHANGE = 32768      # the energy spans a recorded CT/PT ratio change: each side uses its own multiplier
 
 
 def describe_flags(flags: int) -> list[str]:

@@ -14,6 +14,8 @@ The rules follow domain.md §7.4 and the policy file:
 * **Epochs** — any other drop opens a new register epoch (reset, meter clear or replacement): the span
   across it has unknown energy and is estimated later, never negative, never the raw jump.
 * **Spikes** — a rise above ``max rate × Δt × margin`` that is not undone: unknown energy, estimated.
+* **Meter events** — a replacement, confirmed reset or ratio change the operator recorded makes the span
+  across it exact instead (:mod:`aggregation._meter_events`), flagged with the event's bit.
 
 Times are integer microseconds since the Unix epoch (UTC) throughout; energies are register deltas times
 the device multiplier, in the metric's canonical unit.
@@ -25,6 +27,7 @@ from typing import Final
 
 import polars as pl
 
+from aggregation._meter_events import MARKS_SCHEMA, apply_events, flag_spans
 from aggregation._policy import VeePolicy
 from aggregation._quality import IntervalFlag
 from schemas import Quality
@@ -79,33 +82,47 @@ def sort_readings(readings: pl.DataFrame) -> pl.DataFrame:
     return by_series if _is_sorted(by_series) else readings.sort("series_id", "ts")
 
 
-def _base(readings: pl.DataFrame, meters: pl.DataFrame, vee: VeePolicy) -> pl.LazyFrame:
-    """Readings joined with their meter parameters, device-BAD values dropped, µs time and tolerance added."""
-    return (sort_readings(readings).lazy()
-            .filter(pl.col("quality") != int(Quality.BAD))
-            .join(meters.lazy().select(METERS_SCHEMA.names()), on="series_id", how="inner", maintain_order="left")
-            .with_columns(
-                t=pl.col("ts").dt.epoch("us"),
-                multiplier=pl.col("multiplier").fill_null(1.0),
-                resolution=pl.col("resolution").fill_null(vee.default_resolution))
+def _base(readings: pl.DataFrame, meters: pl.DataFrame, vee: VeePolicy,
+          events: pl.DataFrame | None = None) -> tuple[pl.LazyFrame, pl.DataFrame]:
+    """Readings joined with their meter parameters, device-BAD values dropped, µs time and tolerance added.
+
+    With ``events`` the meter events are applied (:func:`aggregation._meter_events.apply_events`): virtual
+    register values, synthetic readings at the events and per-reading multipliers. Returns the frame and
+    the marks that flag the spans around the events.
+    """
+    lf = (sort_readings(readings).lazy()
+          .filter(pl.col("quality") != int(Quality.BAD))
+          .join(meters.lazy().select(METERS_SCHEMA.names()), on="series_id", how="inner", maintain_order="left")
+          .with_columns(
+              t=pl.col("ts").dt.epoch("us"),
+              multiplier=pl.col("multiplier").fill_null(1.0),
+              resolution=pl.col("resolution").fill_null(vee.default_resolution)))
+    marks = MARKS_SCHEMA.to_frame()
+    if events is not None and events.height:
+        applied, marks = apply_events(lf.drop("ts").collect(engine="in-memory"), events)
+        lf = applied.lazy()
+    else:
+        lf = lf.with_columns(raw=pl.col("value"))
+    return (lf
             .with_columns(
                 tol=pl.when(pl.col("float32_register").fill_null(False))
-                .then(pl.max_horizontal(pl.col("resolution"), pl.col("value").abs() * _FLOAT32_EPS * 2))
+                .then(pl.max_horizontal(pl.col("resolution"), pl.col("raw").abs() * _FLOAT32_EPS * 2))
                 .otherwise(pl.col("resolution")))
-            .select("series_id", "t", "value", "quality", "register_max", "multiplier", "max_rate_per_h",
-                    "resolution", "tol"))
+            .select("series_id", "t", "value", "raw", "quality", "register_max", "multiplier", "max_rate_per_h",
+                    "resolution", "tol")), marks
 
 
 def _classify(lf: pl.LazyFrame, vee: VeePolicy) -> pl.DataFrame:
     """Per reading vs the previous kept one: same series, delta, wrap, epoch break, jitter, suspicious."""
     v_p = pl.col("value").shift(1)
+    raw_p = pl.col("raw").shift(1)   # the register as read: the wrap test uses it, deltas use the virtual value
     return (lf
             .with_columns(same=(pl.col("series_id") == pl.col("series_id").shift(1)).fill_null(False),
                           delta=pl.col("value") - v_p)
             .with_columns(
                 wrap=(pl.col("same") & pl.col("register_max").is_not_null()
-                      & (v_p >= vee.wrap_high_fraction * pl.col("register_max"))
-                      & (pl.col("value") <= vee.wrap_low_fraction * pl.col("register_max"))
+                      & (raw_p >= vee.wrap_high_fraction * pl.col("register_max"))
+                      & (pl.col("raw") <= vee.wrap_low_fraction * pl.col("register_max"))
                       & (pl.col("delta") < -pl.col("tol"))))
             .with_columns(
                 brk=pl.col("same") & (pl.col("delta") < -pl.col("tol")) & ~pl.col("wrap"),
@@ -167,18 +184,22 @@ def _glitch_rows(r: pl.DataFrame, vee: VeePolicy) -> pl.Series:
     return decided.get_column("rows").cast(pl.UInt32()).unique().sort()
 
 
-_BASE_COLS: Final = ("idx", "series_id", "t", "value", "quality", "register_max", "multiplier", "max_rate_per_h",
-                     "resolution", "tol")
+_BASE_COLS: Final = ("idx", "series_id", "t", "value", "raw", "quality", "register_max", "multiplier",
+                     "max_rate_per_h", "resolution", "tol")
 
 
-def register_spans(readings: pl.DataFrame, meters: pl.DataFrame, vee: VeePolicy) -> pl.DataFrame:
+def register_spans(readings: pl.DataFrame, meters: pl.DataFrame, vee: VeePolicy,
+                   events: pl.DataFrame | None = None) -> pl.DataFrame:
     """Turn cumulative readings into spans of energy between consecutive kept readings.
 
-    ``readings`` follows :data:`READINGS_SCHEMA`, ``meters`` :data:`METERS_SCHEMA`. Returns
-    :data:`SPANS_SCHEMA` rows sorted by series and time; ``energy`` is null where the register cannot
-    tell (epoch break or spike) and is filled by estimation downstream.
+    ``readings`` follows :data:`READINGS_SCHEMA`, ``meters`` :data:`METERS_SCHEMA`, the optional
+    ``events`` :data:`aggregation._meter_events.EVENTS_SCHEMA` (replacements, confirmed resets, ratio
+    changes: the spans across them get exact energy and the event's flag). Returns :data:`SPANS_SCHEMA`
+    rows sorted by series and time; ``energy`` is null where the register cannot tell (epoch break or
+    spike) and is filled by estimation downstream.
     """
-    r = _classify(_base(readings, meters, vee).with_row_index("idx"), vee)
+    base, marks = _base(readings, meters, vee, events)
+    r = _classify(base.with_row_index("idx"), vee)
     if r.height == 0:
         return SPANS_SCHEMA.to_frame()
     if r.get_column("suspicious").any():
@@ -228,4 +249,5 @@ def register_spans(readings: pl.DataFrame, meters: pl.DataFrame, vee: VeePolicy)
                      | _flag(pl.col("q_max") == int(Quality.ESTIMATED), IntervalFlag.DEVICE_ESTIMATED)
                      | _flag(pl.col("q_max") == int(Quality.SUSPECT), IntervalFlag.DEVICE_SUSPECT)),
           ))
-    return lf.collect(engine="in-memory").cast(dict(SPANS_SCHEMA))  # type: ignore[arg-type]
+    spans = lf.collect(engine="in-memory").cast(dict(SPANS_SCHEMA))  # type: ignore[arg-type]
+    return flag_spans(spans, marks) if marks.height else spans
