@@ -163,14 +163,27 @@ def _parse_row(rec: dict[str, str], default_kind: str, allowed: tuple[str, ...],
 def parse_declared_csv(text: str, source_name: str, command: str, registry: FactorRegistry) -> list[DeclaredRow]:
     """Validate a declared-data CSV for ``command``; raises :class:`DeclaredDataError` listing all problems."""
     default_kind, allowed = COMMANDS[command]
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))
+    try:
+        header = [h.strip() for h in (reader.fieldnames or [])]
+    except csv.Error as exc:
+        raise DeclaredDataError(source_name, 1, f"not a CSV header ({exc}); save the file as UTF-8 CSV") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise DeclaredDataError(source_name, 1, f"missing column(s) {missing}; header is {header}")
     rows: list[DeclaredRow] = []
     problems: list[str] = []
-    for line_no, raw in enumerate(reader, start=2):
+    try:
+        records = list(reader)
+    except csv.Error as exc:
+        raise DeclaredDataError(source_name, reader.line_num, f"not valid CSV ({exc}); save the file as UTF-8 CSV "
+                                "and quote values that contain commas, quotes or line breaks") from None
+    for line_no, raw in enumerate(records, start=2):
+        extra = raw.pop(None, None)
+        if extra:
+            problems.append(f"line {line_no}: {len(header) + len(extra)} fields but the header has {len(header)}; "
+                            "quote a value that contains a comma")
+            continue
         rec = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
         if not any(rec.values()):
             continue

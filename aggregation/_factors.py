@@ -15,14 +15,15 @@ from enum import StrEnum
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from aggregation.errors import FactorNotFoundError, RegistryError
 
 NATIONAL = "national"
+BUILTIN = "aggregation/data/factors.yaml (built in)"
 
 
 class Basis(StrEnum):
@@ -37,13 +38,18 @@ class Basis(StrEnum):
         return "当量值" if self is Basis.CALORIFIC else "等价值"
 
 
+#: Kinds whose value is a physical constant of a fuel or instrument: zero is never valid for these. Every
+#: other kind accepts zero (a green-certificate or self-generated source, purchased heat from waste heat).
+POSITIVE_KINDS: Final = frozenset({"heating_value", "certificate_energy"})
+
+
 class _FactorRow(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["coal_coefficient", "heating_value", "grid_emission_factor", "fuel_emission_factor",
                   "heat_emission_factor", "certificate_energy"]
     subject: str
-    value: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    value: Annotated[float, Field(ge=0, allow_inf_nan=False)]
     unit: str
     basis: Basis | None = None
     region: str = NATIONAL
@@ -52,6 +58,13 @@ class _FactorRow(BaseModel):
     vintage: str
     source: str
     confidence: Literal["V", "K", "U"]
+
+    @model_validator(mode="after")
+    def _zero_only_where_physical(self) -> _FactorRow:
+        if self.value == 0 and self.kind in POSITIVE_KINDS:
+            raise ValueError(f"{self.kind} {self.subject!r} is 0: a {self.kind.replace('_', ' ')} must be > 0 "
+                             "(zero is accepted only for emission factors and coal coefficients)")
+        return self
 
 
 class _FuelRow(BaseModel):
@@ -116,23 +129,33 @@ class FactorRegistry:
     """Validated factor table with the selection rules of ``factors.yaml``."""
 
     def __init__(self, rows: list[_FactorRow], aliases: dict[str, str], province_region: dict[str, str],
-                 fuels: dict[str, FuelSpec]) -> None:
+                 fuels: dict[str, FuelSpec], source: str = BUILTIN) -> None:
         self._rows = rows
         self._aliases = {k.lower(): v for k, v in aliases.items()}
         self._province_region = province_region
         self.fuels = fuels
+        self.source = source
 
     @classmethod
     def from_file(cls, path: Path | None = None) -> FactorRegistry:
         """Load ``path`` (default: the shipped ``factors.yaml``); raises :class:`RegistryError`."""
-        text = (path.read_text(encoding="utf-8") if path is not None
-                else resources.files("aggregation").joinpath("data/factors.yaml").read_text(encoding="utf-8"))
+        name = str(path) if path is not None else BUILTIN
+        try:
+            text = (path.read_text(encoding="utf-8") if path is not None
+                    else resources.files("aggregation").joinpath("data/factors.yaml").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RegistryError(f"cannot read the factor registry {name}: {exc}; check "
+                                "PARKPULSE_AGGREGATION_FACTORS_FILE or --factors") from exc
         try:
             parsed = _RegistryFile.model_validate(yaml.safe_load(text))
-        except (yaml.YAMLError, ValidationError) as exc:
-            raise RegistryError(f"factor registry {path or 'factors.yaml'} is invalid: {exc}") from exc
-        fuels = {name: FuelSpec(name, f.unit, f.fossil) for name, f in parsed.fuels.items()}
-        return cls(parsed.factors, parsed.region_aliases, parsed.province_grid_region, fuels)
+        except yaml.YAMLError as exc:
+            raise RegistryError(f"factor registry {name} is not valid YAML: {exc}") from exc
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:10])
+            raise RegistryError(f"factor registry {name} is invalid: {problems} (fix these entries; the shipped "
+                                "aggregation/data/factors.yaml shows every field)") from exc
+        fuels = {fuel: FuelSpec(fuel, f.unit, f.fossil) for fuel, f in parsed.fuels.items()}
+        return cls(parsed.factors, parsed.region_aliases, parsed.province_grid_region, fuels, name)
 
     def canonical_region(self, name: str | None) -> str | None:
         """Map a park's province or grid-region spelling to the registry's key (``None`` stays ``None``)."""
@@ -198,6 +221,10 @@ class FactorRegistry:
         """MWh represented by one green electricity certificate."""
         return self._single("certificate_energy", "green_certificate")
 
+    def single(self, kind: str, subject: str) -> Factor:
+        """The one factor of an undated ``kind`` (heating value, fuel or heat EF, certificate energy)."""
+        return self._single(kind, subject)
+
     def _single(self, kind: str, subject: str) -> Factor:
         rows = [r for r in self._rows if r.kind == kind and r.subject == subject]
         if not rows:
@@ -231,3 +258,93 @@ class FactorRegistry:
 def default_registry() -> FactorRegistry:
     """The shipped registry, loaded once per process."""
     return FactorRegistry.from_file()
+
+
+def load_registry(path: Path | None) -> FactorRegistry:
+    """The registry in force: the programme's file when one is configured, else the shipped one."""
+    return FactorRegistry.from_file(path) if path is not None else default_registry()
+
+
+def vintage_warning(factor: Factor, year: int) -> str | None:
+    """A visible warning when a year-specific factor of another year stands in for ``year``, else ``None``."""
+    if factor.year is None or factor.year == year:
+        return None
+    if factor.year < year:
+        return (f"FALLBACK {factor.label}: reporting year {year} is beyond the newest vintage for "
+                f"{factor.region}, {factor.year} [{factor.vintage}], which is used instead; add the {year} factor "
+                "to the factors file when it is published")
+    return (f"FALLBACK {factor.label}: no vintage <= {year} for {factor.region}; the newer {factor.year} "
+            f"[{factor.vintage}] is applied instead; add the {year} factor to the factors file")
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveFactor:
+    """A factor the indicators of one park and year would use: what it is for, and the one selected."""
+
+    use: str
+    kind: str
+    subject: str
+    basis: str | None
+    year: int
+    factor: Factor | None
+    warning: str | None
+
+
+def effective_factors(registry: FactorRegistry, year: int, province: str | None = None,
+                      grid_region: str | None = None,
+                      residual_subject: str = "excl_market_nonfossil") -> list[EffectiveFactor]:
+    """Every factor the indicators of ``year`` select for a park in ``province`` / ``grid_region``.
+
+    A factor the registry cannot supply is listed with ``factor=None`` and a warning naming what to add,
+    so the listing itself never fails.
+    """
+    wanted: list[tuple[str, str, str, Basis | None]] = [
+        ("CO2 grid electricity, location-based", "grid_emission_factor", "average", None),
+        ("CO2 grid electricity, market-based (residual)", "grid_emission_factor", residual_subject, None),
+        ("综合能耗 electricity, 当量值", "coal_coefficient", "electricity", Basis.CALORIFIC),
+        ("综合能耗 electricity, 等价值", "coal_coefficient", "electricity", Basis.COAL_EQUIVALENT),
+        ("综合能耗 purchased heat", "coal_coefficient", "heat", Basis.CALORIFIC),
+        ("综合能耗 natural gas (metered)", "coal_coefficient", "natural_gas", Basis.CALORIFIC),
+        ("综合能耗 fresh water (耗能工质)", "coal_coefficient", "fresh_water", Basis.CALORIFIC),
+        ("CO2 natural gas (metered)", "fuel_emission_factor", "natural_gas", None),
+        ("CO2 purchased heat", "heat_emission_factor", "heat", None),
+        ("green certificate energy", "certificate_energy", "green_certificate", None),
+        ("public buildings: natural gas heating value", "heating_value", "natural_gas", None),
+    ]
+    for fuel in sorted(registry.fuels):
+        wanted.append((f"综合能耗 declared fuel {fuel}", "coal_coefficient", fuel, Basis.CALORIFIC))
+        wanted.append((f"CO2 declared fuel {fuel}", "fuel_emission_factor", fuel, None))
+    out: list[EffectiveFactor] = []
+    for use, kind, subject, basis in wanted:
+        try:
+            if kind == "grid_emission_factor":
+                factor = registry.grid_factor(subject, year, province, grid_region)
+            elif kind == "coal_coefficient":
+                factor = registry.coal_coefficient(subject, basis or Basis.CALORIFIC, year)
+            else:
+                factor = registry.single(kind, subject)
+        except FactorNotFoundError as exc:
+            out.append(EffectiveFactor(use, kind, subject, basis.value if basis else None, year, None,
+                                       f"MISSING {exc}: add it to the factors file ({registry.source})"))
+            continue
+        out.append(EffectiveFactor(use, kind, subject, basis.value if basis else None, year, factor,
+                                   vintage_warning(factor, year)))
+    return out
+
+
+def factors_document(registry: FactorRegistry, rows: list[EffectiveFactor], *, park: str | None,
+                     province: str | None, grid_region: str | None, year: int) -> dict[str, Any]:
+    """The effective factors as plain data (``report factors --format json`` and the API)."""
+    return {
+        "factors_file": registry.source, "park_id": park, "province": province, "grid_region": grid_region,
+        "region_chain": registry.region_chain(province, grid_region), "year": year,
+        "factors": [{
+            "use": e.use, "kind": e.kind, "subject": e.subject, "basis": e.basis, "year_requested": e.year,
+            "label": e.factor.label if e.factor else None,
+            "value": e.factor.value if e.factor else None, "unit": e.factor.unit if e.factor else None,
+            "region": e.factor.region if e.factor else None, "year_used": e.factor.year if e.factor else None,
+            "vintage": e.factor.vintage if e.factor else None, "source": e.factor.source if e.factor else None,
+            "confidence": e.factor.confidence if e.factor else None, "warning": e.warning,
+        } for e in rows],
+        "warnings": [e.warning for e in rows if e.warning],
+    }

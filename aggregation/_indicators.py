@@ -18,13 +18,26 @@ status that names the import to run, never a silent zero.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from aggregation._amounts import Amount, IndicatorInputs
-from aggregation._factors import Basis, Factor, FactorRegistry
+from aggregation._by_source import (
+    CarbonAccount,
+    EnergyAccount,
+    SourceLine,
+    carbon_account,
+    electricity_balance,
+    energy_account,
+    green_mwh,
+)
+from aggregation._factors import Basis, Factor, FactorRegistry, vintage_warning
 from aggregation._policy import IndicatorPolicy
 from schemas.units import MJ_PER_GJ, MJ_PER_KWH, convert
+
+__all__ = ["CATALOGUE", "MISSING", "NO_DATA", "OK", "CarbonAccount", "EnergyAccount", "IndicatorResult",
+           "IndicatorSpec", "carbon_account", "compute_indicators", "electricity_balance", "energy_account",
+           "green_mwh"]
 
 OK: Final = "ok"
 MISSING: Final = "missing_input"
@@ -56,6 +69,8 @@ CATALOGUE: Final[dict[str, IndicatorSpec]] = {s.id: s for s in (
     IndicatorSpec("industrial_value_added", "工业增加值", "10^4 CNY", "declared"),
     IndicatorSpec("pue", "电能使用效率 PUE (期间)", "1", "ISO/IEC 30134-2; GB 40879-2021"),
     IndicatorSpec("pue_rolling_12m", "电能使用效率 PUE (滚动12个月)", "1", "ISO/IEC 30134-2"),
+    IndicatorSpec("co2_by_source", "二氧化碳排放(分来源)", "tCO2", "domain.md 1.2, 2.2; variant method:source"),
+    IndicatorSpec("energy_by_source", "综合能耗(分来源)", "tce", "GB/T 2589-2020; variant basis:source"),
 )}
 
 
@@ -90,121 +105,6 @@ def _ratio(num: float, den: float | None, scale: float = 1.0) -> float | None:
 
 def _prov(*factors: Factor) -> dict[str, dict[str, Any]]:
     return {f.label: f.provenance() for f in factors}
-
-
-@dataclass(frozen=True, slots=True)
-class EnergyAccount:
-    """综合能耗 on one basis, with the pieces other indicators reuse."""
-
-    basis: Basis
-    total_tce: Amount
-    electricity_tce: Amount
-    renewable_tce: Amount          # on-site renewable electricity + green instruments + renewable heat
-    pv_self_tce: Amount            # on-site renewable electricity consumed (1258号 deduction column)
-    factors: tuple[Factor, ...]
-
-
-def electricity_balance(inp: IndicatorInputs) -> tuple[Amount, Amount]:
-    """(electricity consumed, on-site generation self-consumed), kWh.
-
-    consumed = import + generation − export; self-consumed = generation − export (never below zero).
-    """
-    consumed = (inp.grid_import_kwh + inp.pv_generation_kwh - inp.grid_export_kwh).clamp()
-    pv_self = (inp.pv_generation_kwh - inp.grid_export_kwh).clamp()
-    return consumed, pv_self
-
-
-def green_mwh(inp: IndicatorInputs, registry: FactorRegistry) -> tuple[float, Factor]:
-    """Green-power trades plus certificates in MWh, capped at the purchased electricity.
-
-    The cap keeps a surplus of certificates from pushing a share above 100 %.
-    """
-    cert = registry.certificate_energy()
-    purchased_mwh = convert(inp.grid_import_kwh.value, "kWh", "MWh")
-    raw = inp.declared.green_trade_mwh + inp.declared.green_certificates * cert.value
-    return min(raw, purchased_mwh), cert
-
-
-def energy_account(inp: IndicatorInputs, basis: Basis, registry: FactorRegistry,
-                   policy: IndicatorPolicy) -> EnergyAccount:
-    """综合能耗 (tce) of the period on ``basis`` (GB/T 2589-2020)."""
-    year = inp.period.year
-    k_el = registry.coal_coefficient("electricity", basis, year)
-    k_heat = registry.coal_coefficient("heat", basis, year)
-    used: list[Factor] = [k_el, k_heat]
-    consumed, pv_self = electricity_balance(inp)
-    elec = consumed.scale(convert(1.0, "kWh", "MWh") * k_el.value)
-    total = elec + inp.heat_purchased_gj.scale(k_heat.value)
-    total = total - Amount(inp.declared.heat_exported_gj * k_heat.value)
-    if inp.gas_m3.value:
-        k_gas = registry.coal_coefficient("natural_gas", basis, year)
-        used.append(k_gas)
-        total = total + inp.gas_m3.scale(k_gas.value)
-    for fuel, qty in sorted(inp.declared.fuels.items()):
-        k = registry.coal_coefficient(fuel, basis, year)
-        used.append(k)
-        total = total + Amount(qty * k.value)
-    renewable_heat = Amount(inp.declared.renewable_heat_gj * k_heat.value)
-    total = total + renewable_heat
-    if policy.include_energy_media and inp.water_m3.value:
-        k_water = registry.coal_coefficient("fresh_water", basis, year)
-        used.append(k_water)
-        total = total + inp.water_m3.scale(k_water.value)
-    gmwh, cert = green_mwh(inp, registry)
-    if gmwh:
-        used.append(cert)
-    pv_tce = pv_self.scale(convert(1.0, "kWh", "MWh") * k_el.value)
-    renewable = pv_tce + Amount(gmwh * k_el.value) + renewable_heat
-    return EnergyAccount(basis, total.clamp(), elec, renewable, pv_tce, tuple(used))
-
-
-@dataclass(frozen=True, slots=True)
-class CarbonAccount:
-    """CO₂ of the period, location- and market-based."""
-
-    location_t: Amount
-    market_t: Amount
-    factors_location: tuple[Factor, ...]
-    factors_market: tuple[Factor, ...]
-    notes: tuple[str, ...]
-
-
-def carbon_account(inp: IndicatorInputs, registry: FactorRegistry, policy: IndicatorPolicy) -> CarbonAccount:
-    """Scope 1 (fuels, process) + Scope 2 (electricity, heat) CO₂ in tonnes, both methods."""
-    year = inp.period.year
-    notes: list[str] = []
-    scope1 = Amount(inp.declared.process_emissions_t)
-    common: list[Factor] = []
-    if inp.gas_m3.value:
-        ef_gas = registry.fuel_emission_factor("natural_gas")
-        common.append(ef_gas)
-        scope1 = scope1 + inp.gas_m3.scale(ef_gas.value)
-    for fuel, qty in sorted(inp.declared.fuels.items()):
-        ef = registry.fuel_emission_factor(fuel)
-        common.append(ef)
-        scope1 = scope1 + Amount(qty * ef.value)
-    ef_heat = registry.heat_emission_factor()
-    heat = (inp.heat_purchased_gj - Amount(inp.declared.heat_exported_gj)).clamp().scale(ef_heat.value)
-    common.append(ef_heat)
-    scope2_kwh = inp.grid_import_kwh
-    if policy.deduct_exported_electricity:
-        scope2_kwh = (scope2_kwh - inp.grid_export_kwh).clamp()
-    scope2_mwh = scope2_kwh.scale(convert(1.0, "kWh", "MWh"))
-    ef_loc = registry.grid_factor("average", year, inp.province, inp.grid_region)
-    ef_res = registry.grid_factor(policy.market_residual_factor, year, inp.province, inp.grid_region)
-    for ef in (ef_loc, ef_res):
-        if ef.year is not None and ef.year > year:
-            notes.append(f"{ef.label}: no vintage <= {year} published; a newer vintage was used")
-        elif ef.year is not None and ef.year < year:
-            notes.append(f"{ef.label}: latest published vintage for reporting year {year}")
-    gmwh, cert = green_mwh(inp, registry)
-    covered = min(gmwh, scope2_mwh.value)
-    market_mwh = Amount(scope2_mwh.value - covered,
-                        scope2_mwh.estimated * (1 - covered / scope2_mwh.value) if scope2_mwh.value else 0.0)
-    location = scope1 + heat + scope2_mwh.scale(ef_loc.value)
-    market = scope1 + heat + market_mwh.scale(ef_res.value)
-    market_factors = (*common, ef_res, cert) if gmwh else (*common, ef_res)
-    return CarbonAccount(location.clamp(), market.clamp(), (*common, ef_loc), market_factors, tuple(notes))
 
 
 def _missing(indicator: str, variant: str, what: str, headline: bool = True) -> IndicatorResult:
@@ -257,6 +157,45 @@ def compute_indicators(inp: IndicatorInputs, registry: FactorRegistry, policy: I
                                           "tCO2/tce",), headline=headline))
     out.extend(_share_indicators(inp, accounts[policy.share_basis], registry))
     out.extend(_other_indicators(inp, accounts[Basis.CALORIFIC], registry))
+    out.extend(_by_source_rows(accounts, carbon))
+    dated = [*carbon.factors_location, *carbon.factors_market, *(f for a in accounts.values() for f in a.factors)]
+    return _with_fallback_notes(out, {f.label: f for f in dated}, inp.period.year)
+
+
+def _source_result(indicator: str, variant: str, unit: str, line: SourceLine) -> IndicatorResult:
+    """One by-source row: value = the source's share of the total, numerator = its activity data."""
+    applied = " x ".join(f"{f.value:g} {f.unit}" for f in line.factors[:1])
+    notes = [f"activity (numerator) {line.activity.value:.10g} {line.activity_unit}"
+             + (f" x {applied}" if applied else "")]
+    if line.note:
+        notes.append(line.note)
+    return IndicatorResult(indicator, variant, line.result.value, unit, numerator=line.activity.value,
+                           estimated_share=line.result.share, factors=_prov(*line.factors), notes=tuple(notes),
+                           headline=False)
+
+
+def _by_source_rows(accounts: dict[Basis, EnergyAccount], carbon: CarbonAccount) -> list[IndicatorResult]:
+    """``co2_by_source`` (variant ``method:source``) and ``energy_by_source`` (``basis:source``) rows.
+
+    The rows of one method or basis add up (``math.fsum``) exactly to ``total_co2`` / ``total_energy``.
+    """
+    out: list[IndicatorResult] = []
+    for method, lines in (("location", carbon.location_sources), ("market", carbon.market_sources)):
+        out.extend(_source_result("co2_by_source", f"{method}:{line.source}", "tCO2", line) for line in lines)
+    for basis, acc in accounts.items():
+        out.extend(_source_result("energy_by_source", f"{basis.value}:{line.source}", "tce", line)
+                   for line in acc.sources)
+    return out
+
+
+def _with_fallback_notes(results: list[IndicatorResult], factors: dict[str, Factor],
+                         year: int) -> list[IndicatorResult]:
+    """Append a FALLBACK note to every result that uses a factor of another year than ``year``."""
+    out: list[IndicatorResult] = []
+    for r in results:
+        warnings = [w for label in r.factors if label in factors
+                    and (w := vintage_warning(factors[label], year)) is not None and w not in r.notes]
+        out.append(replace(r, notes=(*r.notes, *warnings)) if warnings else r)
     return out
 
 

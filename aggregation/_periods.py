@@ -60,6 +60,11 @@ class Period:
         return lo, hi
 
 
+#: Years a report period may name: metering data of this platform cannot predate 1970 or follow 2200.
+MIN_YEAR: Final = 1970
+MAX_YEAR: Final = 2200
+
+
 def month_period(month_start: date) -> Period:
     """The one-month period starting at ``month_start`` (day ignored)."""
     start = date(month_start.year, month_start.month, 1)
@@ -69,6 +74,9 @@ def month_period(month_start: date) -> Period:
 def parse_period(text: str, today: date | None = None) -> Period:
     """Parse a period string; ``today`` (local date) bounds ``YYYY-YTD`` to the current month."""
     raw = text.strip()
+    year_text = raw[:4]
+    if year_text.isdigit() and not MIN_YEAR <= int(year_text) <= MAX_YEAR:
+        raise PeriodError(text, f"the year must be between {MIN_YEAR} and {MAX_YEAR}")
     if m := _MONTH.match(raw):
         year, month = int(m[1]), int(m[2])
         if not 1 <= month <= 12:

@@ -14,7 +14,13 @@ from aggregation._report import Report
 
 CSV_COLUMNS = ("park_id", "period", "period_start", "period_end", "subject", "indicator", "name_zh", "variant",
                "headline", "value", "unit", "numerator", "denominator", "estimated_share", "completeness", "status",
-               "factor_vintages", "notes")
+               "factor_vintages", "notes", "factors")
+BY_SOURCE = ("co2_by_source", "energy_by_source")
+
+
+def factor_text(label: str, prov: dict[str, Any]) -> str:
+    """``label=value unit [vintage; source]``: one factor with its provenance, as one line of text."""
+    return f"{label}={prov['value']:g} {prov['unit']} [{prov['vintage']}; {prov['source']}]"
 
 
 def report_rows(report: Report) -> list[dict[str, Any]]:
@@ -30,6 +36,7 @@ def report_rows(report: Report) -> list[dict[str, Any]]:
             "denominator": r.denominator, "estimated_share": r.estimated_share,
             "completeness": report.completeness, "status": r.status,
             "factor_vintages": {k: v["vintage"] for k, v in r.factors.items()}, "notes": list(r.notes),
+            "factors": r.factors,
         })
     return rows
 
@@ -41,7 +48,7 @@ def to_json(report: Report) -> str:
         "local_start": report.period.start.isoformat(), "local_end_exclusive": report.period.end.isoformat(),
         "timezone": report.timezone, "generated_at": report.generated_at.isoformat(),
         "metered_completeness": report.completeness, "declared_sources": list(report.declared_sources),
-        "results": report_rows(report), "factors": report.factor_vintages,
+        "results": report_rows(report), "factors": report.factor_vintages, "warnings": report.warnings,
     }
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
 
@@ -54,6 +61,7 @@ def to_csv(report: Report) -> str:
     for row in report_rows(report):
         row["factor_vintages"] = "; ".join(f"{k}={v}" for k, v in row["factor_vintages"].items())
         row["notes"] = "; ".join(row["notes"])
+        row["factors"] = "; ".join(factor_text(k, v) for k, v in row["factors"].items())
         writer.writerow(row)
     return buf.getvalue()
 
@@ -73,11 +81,46 @@ def to_table(report: Report, all_variants: bool = False) -> Table:
                 "note"):
         table.add_column(col, overflow="fold")
     for row in report_rows(report):
-        if not (row["headline"] or all_variants):
+        if not (row["headline"] or all_variants) or (row["indicator"] in BY_SOURCE and not all_variants):
             continue
         est = "—" if row["estimated_share"] is None else f"{row['estimated_share']:.1%}"
         vintages = ", ".join(sorted(set(row["factor_vintages"].values())))
         note = row["notes"][0] if row["notes"] and (row["status"] != "ok" or row["indicator"].startswith("pue")) else ""
         table.add_row(row["name_zh"], row["variant"], row["subject"], _fmt(row["value"]), row["unit"], est,
                       row["status"], vintages, note)
+    return table
+
+
+def _num(value: float | None, digits: int) -> str:
+    return "—" if value is None else f"{value:,.{digits}f}"
+
+
+def by_source_table(report: Report) -> Table | None:
+    """CO₂ (location, market) and 综合能耗 (当量值, 等价值) per source, with the factors applied."""
+    rows = [r for r in report.results if r.indicator in BY_SOURCE and not r.subject]
+    if not rows:
+        return None
+    columns = ("location:tCO2", "market:tCO2", "calorific:tce", "coal_equivalent:tce")
+    values: dict[str, dict[str, float | None]] = {}
+    activity: dict[str, str] = {}
+    factors: dict[str, dict[str, str]] = {}
+    for r in rows:
+        prefix, _, source = r.variant.partition(":")
+        values.setdefault(source, {})[f"{prefix}:{r.unit}"] = r.value
+        if r.notes:
+            activity.setdefault(source, r.notes[0].removeprefix("activity (numerator) ").split(" x ")[0])
+        for label, prov in r.factors.items():
+            factors.setdefault(source, {})[label] = f"{prov['value']:g} {prov['unit']}"
+    table = Table(title=f"{report.park_id} · {report.period.label}: CO2 and 综合能耗 by source "
+                        "(factor vintages: JSON/CSV formats)")
+    for col in ("source", "activity", "tCO2 location", "tCO2 market", "tce 当量值", "tce 等价值", "factors"):
+        table.add_column(col, overflow="fold", justify="right" if col.startswith("t") else "left")
+    for source in sorted(values, key=lambda s: (s != "grid_electricity", s)):
+        v = values[source]
+        table.add_row(source, activity.get(source, ""), *(_num(v.get(c), 3) for c in columns),
+                      "\n".join(dict.fromkeys(factors.get(source, {}).values())))
+    totals = {f"{r.variant}:{r.unit}": r.value for r in report.results
+              if r.indicator in ("total_co2", "total_energy") and not r.subject}
+    table.add_row("total", "", _num(totals.get("location:tCO2"), 3), _num(totals.get("market:tCO2"), 3),
+                  _num(totals.get("当量值:tce"), 3), _num(totals.get("等价值:tce"), 3), "", style="bold")
     return table

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Final
 
 import polars as pl
 import psycopg
@@ -44,6 +44,16 @@ class Report:
     results: list[IndicatorResult]
     declared_sources: tuple[str, ...] = ()
     factor_vintages: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def warnings(self) -> list[str]:
+        """The distinct FALLBACK notes of the results (a factor of another year than the period's)."""
+        seen: dict[str, None] = {}
+        for r in self.results:
+            for note in r.notes:
+                if note.startswith("FALLBACK"):
+                    seen.setdefault(note)
+        return list(seen)
 
 
 def _add_months(d: date, months: int) -> date:
@@ -161,3 +171,41 @@ def publish(conn: psycopg.Connection[Any], report: Report) -> int:
                          1 if moved else 0))
             changed += moved
     return changed
+
+
+#: Columns of a balance row as :func:`load_balance` returns it (``level1_energy`` is the level-1 import).
+BALANCE_COLUMNS: Final = ("period", "period_start", "grain", "carrier", "metric", "unit", "import_energy",
+                          "generation_energy", "export_energy", "supply_energy", "level2_import_energy",
+                          "level2_export_energy", "level2_energy", "difference", "difference_pct", "alarm")
+
+
+def load_balance(conn: psycopg.Connection[Any], park_id: str, grain: str, *, period: Period | None = None,
+                 limit: int | None = None) -> list[dict[str, Any]]:
+    """Stored balance rows of a park (newest first), every term at full precision.
+
+    ``period`` keeps the rows whose local period starts inside it; ``limit`` keeps the newest periods (all
+    carriers of a period together). Rows computed before migration 0008 have ``None`` terms.
+    """
+    lo, hi = (period.start, period.end) if period is not None else (None, None)
+    rows = conn.execute("""
+        SELECT (b.period_start AT TIME ZONE p.timezone)::date AS local_start, b.period_start, b.grain, b.carrier,
+               b.metric, b.unit, b.level1_energy, b.generation_energy, b.export_energy, b.supply_energy,
+               b.level2_import_energy, b.level2_export_energy, b.level2_energy, b.difference, b.difference_pct,
+               b.alarm
+        FROM balance_checks b JOIN parks p USING (park_id)
+        WHERE b.park_id = %(park)s AND b.grain = %(grain)s
+          AND (%(lo)s::date IS NULL OR (b.period_start AT TIME ZONE p.timezone)::date >= %(lo)s::date)
+          AND (%(hi)s::date IS NULL OR (b.period_start AT TIME ZONE p.timezone)::date < %(hi)s::date)
+        ORDER BY b.period_start DESC, b.carrier, b.metric""",
+                        {"park": park_id, "grain": grain, "lo": lo, "hi": hi}).fetchall()
+    out: list[dict[str, Any]] = []
+    starts: set[datetime] = set()
+    for row in rows:
+        if limit is not None and row[1] not in starts and len(starts) >= limit:
+            break
+        starts.add(row[1])
+        rec = dict(zip(BALANCE_COLUMNS, row, strict=True))
+        rec["period"] = rec["period"].isoformat()
+        rec["period_start"] = rec["period_start"].astimezone(UTC).isoformat()
+        out.append(rec)
+    return out

@@ -9,9 +9,15 @@ Group rollups sum meter rollups without double counting across GB 17167 metering
 
 * ``level`` / ``"1"``, ``"2"``, ``"3"``: every meter at that level (the balance check compares them);
 * ``site`` / site id: the site's top-level meters (the smallest level present at the site);
-* ``park`` / ``""``: the park's top-level meters (level 1 — the park boundary — when it has any).
+* ``park`` / ``""``: the park's top-level meters (level 1 — the park boundary — when it has any);
+* ``generation`` / ``""`` (:func:`generation_rollup`, computed for the balance, not stored): on-site
+  generation behind the boundary and outside any level-2 meter (see :func:`is_generation`); a generator's
+  meter is supply, so it never joins the level groups either.
 
 Meters always group by carrier and metric: kWh of import never add to kWh of export or m³ of gas.
+
+The balance (:func:`balance_check`) is per carrier: everything entering the boundary or generated inside
+it, minus what leaves it, against the sum of the level-2 meters, with every term kept.
 """
 
 from __future__ import annotations
@@ -42,9 +48,27 @@ GROUP_ROLLUP_SCHEMA: Final = pl.Schema({
 })
 BALANCE_SCHEMA: Final = pl.Schema({
     "park_id": pl.String(), "grain": pl.String(), "period_start": pl.Datetime("us", "UTC"),
-    "carrier": pl.String(), "metric": pl.String(), "level1_energy": pl.Float64(), "level2_energy": pl.Float64(),
-    "difference": pl.Float64(), "difference_pct": pl.Float64(), "alarm": pl.Boolean(),
+    "carrier": pl.String(), "metric": pl.String(), "unit": pl.String(),
+    "level1_energy": pl.Float64(), "export_energy": pl.Float64(), "generation_energy": pl.Float64(),
+    "supply_energy": pl.Float64(), "level2_import_energy": pl.Float64(), "level2_export_energy": pl.Float64(),
+    "level2_energy": pl.Float64(), "difference": pl.Float64(), "difference_pct": pl.Float64(), "alarm": pl.Boolean(),
 })
+
+#: Per carrier: the metric that brings it across the boundary (and that level-2 meters consume), the metric
+#: of a boundary meter's export register (electricity only) and the unit of both.
+CARRIER_FLOWS: Final[dict[str, tuple[str, str | None, str]]] = {
+    "electricity": ("active_energy_import", "active_energy_export", "kWh"),
+    "gas": ("gas_volume", None, "m3"),
+    "heat": ("heat_energy", None, "GJ"),
+    "cooling": ("cooling_energy", None, "kWh"),
+    "steam": ("steam_mass", None, "m3"),
+    "water": ("water_volume", None, "m3"),
+}
+#: Electricity produced on site (PV, wind, CHP electrical output) is always a ``generated_energy`` register.
+GENERATION_METRIC: Final = "generated_energy"
+#: Devices whose heat, steam or cooling register measures what they produce (CHP heat, boilers, solar
+#: thermal, heat pumps, chillers): supply of that carrier, not demand.
+GENERATOR_ROLES: Final = ("chp", "boiler", "solar_thermal", "heat_pump", "chiller")
 
 
 def _by_timezone(rows: pl.DataFrame, meta: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
@@ -150,10 +174,24 @@ def month_rollup(day_rollups: pl.DataFrame, meta: pl.DataFrame, interval_s: int)
     return coarser_rollup(day_rollups, meta, "month", interval_s)
 
 
+def is_generation() -> pl.Expr:
+    """True for a series that measures on-site generation entering the park network (balance supply side).
+
+    Electricity: every ``generated_energy`` register; heat, steam, cooling: the carrier's register on a
+    device with a :data:`GENERATOR_ROLES` role. A generator at level 3 sits behind a level-2 meter, which
+    already nets its output, so only generators without a level or at level 1 or 2 count.
+    """
+    produced = [flow[0] for carrier, flow in CARRIER_FLOWS.items() if carrier != "electricity"]
+    generator = ((pl.col("metric") == GENERATION_METRIC)
+                 | (pl.col("role").fill_null("").is_in(GENERATOR_ROLES) & pl.col("metric").is_in(produced)))
+    outside_level2 = pl.col("metering_level").is_null() | (pl.col("metering_level") < 3)
+    return generator & outside_level2
+
+
 def group_members(meta: pl.DataFrame) -> pl.DataFrame:
     """Which meters each group sums: ``series_id, park_id, dimension, member, carrier, metric``."""
-    m = meta.with_columns(pl.col("site_id").fill_null(""))
-    level_rows = (m.filter(pl.col("metering_level").is_not_null())
+    m = meta.with_columns(pl.col("site_id").fill_null(""), generation=is_generation())
+    level_rows = (m.filter(pl.col("metering_level").is_not_null() & ~pl.col("generation"))
                   .select("series_id", "park_id", dimension=pl.lit("level"),
                           member=pl.col("metering_level").cast(pl.String()), carrier="carrier", metric="metric"))
 
@@ -172,9 +210,27 @@ def group_members(meta: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([level_rows, site_rows, park_rows])
 
 
+def generation_members(meta: pl.DataFrame) -> pl.DataFrame:
+    """The ``generation`` group of each park and carrier: the meters :func:`is_generation` selects."""
+    return (meta.filter(is_generation())
+            .select("series_id", "park_id", dimension=pl.lit("generation"), member=pl.lit(""),
+                    carrier="carrier", metric="metric"))
+
+
 def group_rollup(meter_rollups: pl.DataFrame, meta: pl.DataFrame) -> pl.DataFrame:
     """Sum meter rollups into level, site and park groups (``GROUP_ROLLUP_SCHEMA``)."""
-    members = group_members(meta)
+    return _sum_groups(meter_rollups, group_members(meta))
+
+
+def generation_rollup(meter_rollups: pl.DataFrame, meta: pl.DataFrame) -> pl.DataFrame:
+    """On-site generation per park, period and carrier (``GROUP_ROLLUP_SCHEMA``, dimension ``generation``).
+
+    The balance's supply side adds it to :func:`group_rollup`'s groups; it is not a stored group.
+    """
+    return _sum_groups(meter_rollups, generation_members(meta))
+
+
+def _sum_groups(meter_rollups: pl.DataFrame, members: pl.DataFrame) -> pl.DataFrame:
     out = (meter_rollups.lazy()
            .join(members.lazy(), on="series_id", how="inner")
            .group_by("park_id", "grain", "period_start", "dimension", "member", "carrier", "metric")
@@ -188,21 +244,52 @@ def group_rollup(meter_rollups: pl.DataFrame, meta: pl.DataFrame) -> pl.DataFram
 
 
 def balance_check(group_rollups: pl.DataFrame, alarm_pct: float) -> pl.DataFrame:
-    """Level-1 vs Σ level-2 per park, period, carrier and metric (``BALANCE_SCHEMA``).
+    """GB 17167 balance per park, period and carrier, every term kept (``BALANCE_SCHEMA``).
 
-    ``difference`` = level 1 − Σ level 2 (losses and unmetered loads); ``difference_pct`` is relative to
-    level 1; ``alarm`` is set above ``alarm_pct`` (absolute) or when level 1 is zero but level 2 is not.
+    ``group_rollups`` are the level groups plus the ``generation`` groups (:func:`generation_rollup`).
+    Supply side: level-1 import + on-site generation − level-1 export; demand
+    side: Σ level-2 import − Σ level-2 export. ``difference`` = supply − demand (losses and unmetered load,
+    never negative in a consistent park: rooftop PV self-consumed behind the boundary is supply, not a
+    negative loss); ``difference_pct`` is relative to the supply side. ``alarm`` is set above
+    ``alarm_pct`` (absolute) or when the supply side is not positive but something is metered. A carrier
+    gets a row when it has both a level-1 and a level-2 meter.
     """
-    keys = ["park_id", "grain", "period_start", "carrier", "metric"]
-    lv = group_rollups.filter(pl.col("dimension") == "level")
-    l1 = lv.filter(pl.col("member") == "1").select(*keys, level1_energy="energy")
-    l2 = lv.filter(pl.col("member") == "2").select(*keys, level2_energy="energy")
-    out = (l1.join(l2, on=keys, how="inner")
-           .with_columns(difference=pl.col("level1_energy") - pl.col("level2_energy"))
-           .with_columns(difference_pct=pl.when(pl.col("level1_energy") != 0)
-                         .then(pl.col("difference") / pl.col("level1_energy") * 100.0))
+    keys = ["park_id", "grain", "period_start", "carrier"]
+    flows = pl.DataFrame({"carrier": list(CARRIER_FLOWS),
+                          "import_metric": [f[0] for f in CARRIER_FLOWS.values()],
+                          "export_metric": [f[1] for f in CARRIER_FLOWS.values()],
+                          "unit": [f[2] for f in CARRIER_FLOWS.values()]},
+                         schema={"carrier": pl.String(), "import_metric": pl.String(), "export_metric": pl.String(),
+                                 "unit": pl.String()})
+    dim, member, metric = pl.col("dimension"), pl.col("member"), pl.col("metric")
+    imp, exp = metric == pl.col("import_metric"), (metric == pl.col("export_metric")).fill_null(False)
+    level = dim == "level"
+    term = (pl.when(level & (member == "1") & imp).then(pl.lit("import"))
+            .when(level & (member == "1") & exp).then(pl.lit("export"))
+            .when(level & (member == "2") & imp).then(pl.lit("l2_import"))
+            .when(level & (member == "2") & exp).then(pl.lit("l2_export"))
+            .when(dim == "generation").then(pl.lit("generation")))
+
+    def total(name: str) -> pl.Expr:
+        return pl.col("energy").filter(pl.col("term") == name).sum()
+
+    supply, demand = pl.col("supply_energy"), pl.col("level2_energy")
+    out = (group_rollups.join(flows, on="carrier", how="inner")
+           .with_columns(term=term)
+           .filter(pl.col("term").is_not_null())
+           .group_by(keys)
+           .agg(metric=pl.col("import_metric").first(), unit=pl.col("unit").first(),
+                level1_energy=total("import"), export_energy=total("export"), generation_energy=total("generation"),
+                level2_import_energy=total("l2_import"), level2_export_energy=total("l2_export"),
+                has_l1=pl.col("term").is_in(["import", "export"]).any(),
+                has_l2=pl.col("term").is_in(["l2_import", "l2_export"]).any())
+           .filter(pl.col("has_l1") & pl.col("has_l2"))
+           .with_columns(supply_energy=pl.col("level1_energy") + pl.col("generation_energy") - pl.col("export_energy"),
+                         level2_energy=pl.col("level2_import_energy") - pl.col("level2_export_energy"))
+           .with_columns(difference=supply - demand)
+           .with_columns(difference_pct=pl.when(supply > 0).then(pl.col("difference") / supply * 100.0))
            .with_columns(alarm=pl.when(pl.col("difference_pct").is_null())
-                         .then(pl.col("level2_energy") != 0)
+                         .then((demand != 0) | (supply != 0))
                          .otherwise(pl.col("difference_pct").abs() > alarm_pct))
            .sort(keys))
-    return out.select(BALANCE_SCHEMA.names())
+    return out.select(BALANCE_SCHEMA.names()).cast(dict(BALANCE_SCHEMA))  # type: ignore[arg-type]

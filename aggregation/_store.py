@@ -240,9 +240,11 @@ def replace_balance(bulk: Bulk, park_id: str, grain: str, periods: pl.DataFrame,
         return 0
     bulk.stage("agg_balance", balance)
     return bulk.execute("""
-        INSERT INTO balance_checks (park_id, grain, period_start, carrier, metric, level1_energy, level2_energy,
-                                    difference, difference_pct, alarm)
-        SELECT park_id, grain, period_start, carrier, metric, level1_energy, level2_energy, difference,
+        INSERT INTO balance_checks (park_id, grain, period_start, carrier, metric, unit, level1_energy, export_energy,
+                                    generation_energy, supply_energy, level2_import_energy, level2_export_energy,
+                                    level2_energy, difference, difference_pct, alarm)
+        SELECT park_id, grain, period_start, carrier, metric, unit, level1_energy, export_energy, generation_energy,
+               supply_energy, level2_import_energy, level2_export_energy, level2_energy, difference,
                difference_pct, alarm FROM agg_balance""")
 
 

@@ -60,8 +60,9 @@ def test_backfill_month_rollups_balance_pue_and_indicators(database_url: str, db
     bal = db_conn.execute("""SELECT level1_energy, level2_energy, difference FROM balance_checks
                              WHERE park_id = %s AND grain = 'month' AND metric = 'active_energy_import'""",
                           (park_id,)).fetchone()
-    # level 1: 41 x 2976; level 2: (10 + 20 + 15) x 2976 -> the PV behind the boundary shows as -4 x 2976
-    assert bal == (122_016.0, 133_920.0, -11_904.0)
+    # level-1 import 41 x 2976 plus the PV behind the boundary 5 x 2976 supply (10 + 20 + 15) x 2976 of
+    # level 2: 1 x 2976 left as losses (no negative loss from self-consumed generation)
+    assert bal == (122_016.0, 133_920.0, 2_976.0)
     pue = db_conn.execute("""SELECT pue, category, grade, plausible FROM pue_results
                              WHERE park_id = %s AND grain = 'month' AND period_start = %s""",
                           (park_id, OCT_START)).fetchone()
