@@ -31,6 +31,7 @@ from flex import (
     InvalidEventError,
     InvalidLoadDataError,
     NotFoundError,
+    load_policy,
 )
 from ingest._replay import MemoryQuarantine, PgQuarantine
 from ingest.settings import IngestSettings
@@ -136,7 +137,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     cfg = settings or ApiSettings()  # type: ignore[call-arg]
     store = DrStore(cfg.database_url)
     policy = IngestSettings(database_url=cfg.database_url, mqtt_url=cfg.mqtt_url).validation_policy()
-    app = build_app(DrService(store), PgKeyStore(cfg.database_url), cfg, PgQuarantine(cfg.database_url, policy=policy),
+    service = DrService(store, policy=load_policy(cfg.dr_policy_file))
+    app = build_app(service, PgKeyStore(cfg.database_url), cfg, PgQuarantine(cfg.database_url, policy=policy),
                     database_url=cfg.database_url)
 
     @asynccontextmanager

@@ -1,7 +1,9 @@
 """Response documents of the utility API: every quantity names its unit (``_kw``, ``_kwh``, ``_pct``, ``_h``).
 
 Times are ISO 8601 in UTC; calendar dates (baseline days) are the park's local dates. ``up`` always means
-load reduction (削峰, grid up-regulation) and ``down`` load increase (填谷, down-regulation).
+load reduction (削峰, grid up-regulation) and ``down`` load increase (填谷, down-regulation); documents that
+carry a direction also carry its meaning (``direction_meaning``), and query parameters accept the aliases
+of :mod:`flex._direction` (reduce, 削峰, peak-shaving / increase, 填谷, valley-filling).
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+from flex._direction import MEANINGS, Direction
 
 T = TypeVar("T")
 
@@ -124,6 +128,49 @@ class CapacityDirectionOut(_Out):
     derating_factor: float
 
 
+class MethodCapacityOut(_Out):
+    """One evaluated event under one baseline method."""
+
+    method: str = Field(description="baseline preset (or the event's own frozen method)")
+    avg_reduction_kw: float | None = Field(description="R_avg = delivered / duration; null when not computable")
+    pct_of_annual_max: float | None = Field(description="avg_reduction_kw / annual max 15-min demand × 100")
+    delivered_kwh: float | None
+    ratio_requested: float | None = Field(description="avg_reduction_kw / requested_kw")
+    quality_ok: bool | None = Field(description="would pass the data-quality gate; null when not computable")
+    problem: str | None = Field(description="why there is no figure, or why it would not count as verified")
+    evaluated_with: bool = Field(description="the method of the event's stored evaluation (counted by the summary)")
+
+
+class EventCapacityOut(_Out):
+    """An evaluated event with its capacity under every baseline method."""
+
+    event_id: str
+    start: datetime
+    end: datetime
+    duration_h: float
+    direction: Literal["up", "down"]
+    requested_kw: float
+    declared_kw: float | None
+    sets_verified: bool = Field(description="this event's stored result is the summary's verified capacity")
+    methods: list[MethodCapacityOut]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def direction_meaning(self) -> str:
+        """``load reduction, 削峰`` or ``load increase, 填谷``."""
+        return MEANINGS[Direction(self.direction)]
+
+
+class CapacityByEventOut(_Out):
+    """Every evaluated event under every baseline method, computed for this request (nothing stored)."""
+
+    as_of: datetime
+    annual_max_demand_kw: float | None = Field(description="the denominator of every pct_of_annual_max")
+    annual_max_demand_at: datetime | None
+    methods: list[str]
+    events: list[EventCapacityOut] = Field(description="newest first")
+
+
 class CapacityOut(_Out):
     """DR capacity (需求侧响应能力) of a park at ``as_of``."""
 
@@ -135,8 +182,10 @@ class CapacityOut(_Out):
     annual_max_demand_at: datetime | None
     target_pct_min: float = Field(description="national target band, 3-5 % of maximum load (2025)")
     target_pct_max: float
-    up: CapacityDirectionOut
-    down: CapacityDirectionOut
+    up: CapacityDirectionOut = Field(description="load reduction (削峰)")
+    down: CapacityDirectionOut = Field(description="load increase (填谷)")
+    by_event: CapacityByEventOut | None = Field(
+        default=None, description="with ?by_event=true: every evaluated event under every baseline method")
 
 
 class DayAuditOut(_Out):
@@ -214,6 +263,12 @@ class EventOut(_Out):
     program_id: str | None
     notified_at: datetime | None
     performance: PerformanceOut | None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def direction_meaning(self) -> str:
+        """``load reduction, 削峰`` or ``load increase, 填谷``."""
+        return MEANINGS[Direction(self.direction)]
 
 
 class EventIntervalOut(_Out):

@@ -1,4 +1,8 @@
-"""Read-only utility endpoints under ``/v1``: parks, flexibility, DR capacity, baselines, events, OpenADR 3."""
+"""Read-only utility endpoints under ``/v1``: parks, flexibility, DR capacity, baselines, events, OpenADR 3.
+
+Direction parameters accept every spelling of :mod:`flex._direction` (up, reduce, 削峰, peak-shaving /
+down, increase, 填谷, valley-filling); responses carry the canonical ``up``/``down`` with its meaning.
+"""
 
 from __future__ import annotations
 
@@ -23,17 +27,21 @@ from api._convert import (
 )
 from api._models import (
     BaselineOut,
+    CapacityByEventOut,
     CapacityOut,
+    EventCapacityOut,
     EventDetailOut,
     EventOut,
     FlexibilityOut,
     ForecastOut,
+    MethodCapacityOut,
     Page,
     ParkOut,
     Problem,
 )
 from api._openadr import availability_report, event_report
-from flex import DrService, EventWindow, baseline_presets
+from flex import CapacityByEvent, Direction, DrService, EventWindow, baseline_presets, parse_direction
+from flex._direction import direction_help, direction_words
 from schemas.topics import ID_PATTERN
 
 router = APIRouter(prefix="/v1")
@@ -49,6 +57,8 @@ _ERR: dict[int | str, dict[str, Any]] = {
 }
 _HISTORY_ROWS = 20_000  # capacity rows grouped per request (two per computation; years of daily runs)
 BaselinePreset = StrEnum("BaselinePreset", {name: name for name in sorted(baseline_presets())})  # type: ignore[misc]
+DirectionWord = StrEnum("DirectionWord", {word: word for word in direction_words()})  # type: ignore[misc]
+DirectionQuery = Annotated[DirectionWord | None, Query(description=f"only this direction: {direction_help()}")]
 
 ParkId = Annotated[str, Path(pattern=f"^{ID_PATTERN}$", max_length=64, description="park id")]
 EventId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$", description="event id")]
@@ -124,16 +134,54 @@ def flexibility_forecast(
     return forecast_out(park_id, now, frame)
 
 
+def _direction(word: DirectionWord | None) -> Direction | None:
+    return None if word is None else parse_direction(word.value)
+
+
+def _by_event_out(table: CapacityByEvent) -> CapacityByEventOut:
+    events = [
+        EventCapacityOut(
+            event_id=e.event_id, start=e.start, end=e.end, duration_h=e.duration_h, direction=e.direction.value,
+            requested_kw=e.requested_kw, declared_kw=e.declared_kw, sets_verified=e.sets_verified,
+            methods=[MethodCapacityOut(method=m.method, avg_reduction_kw=m.avg_reduction_kw,
+                                       pct_of_annual_max=m.pct_of_annual_max, delivered_kwh=m.delivered_kwh,
+                                       ratio_requested=m.ratio_requested, quality_ok=m.quality_ok, problem=m.problem,
+                                       evaluated_with=m.evaluated_with) for m in e.methods],
+        )
+        for e in table.events
+    ]
+    return CapacityByEventOut(as_of=table.as_of, annual_max_demand_kw=table.annual_max_demand_kw,
+                              annual_max_demand_at=table.annual_max_demand_at, methods=list(table.methods),
+                              events=events)
+
+
 @router.get("/parks/{park_id}/dr-capacity", response_model=CapacityOut, responses=_ERR, tags=["dr-capacity"])
-def dr_capacity(request: Request, client: Client, park_id: ParkId) -> CapacityOut:
-    """Latest declared and verified DR capacity (kW and % of annual maximum 15-min demand)."""
+def dr_capacity(
+    request: Request, client: Client, *, park_id: ParkId,
+    by_event: Annotated[bool, Query(description="add every evaluated event under every baseline method (kW and "
+                                                "% of annual max), computed for this request")] = False,
+    method: Annotated[list[BaselinePreset] | None, Query(
+        description="with by_event: only these presets (repeat the parameter; default: every preset)")] = None,
+    direction: DirectionQuery = None,
+) -> CapacityOut:
+    """Latest declared and verified DR capacity (kW and % of annual maximum 15-min demand).
+
+    With ``by_event=true`` the response also carries, for every evaluated event and every baseline method,
+    the average reduction and its share of the annual maximum (``by_event``), not only the best event's.
+    """
     require_park(client, park_id)
     service = _service(request)
     service.park(park_id)
     history, _ = service.repo.capacity_history(park_id, start=None, end=None, limit=8, offset=0)
     if history:
-        return capacity_out(park_id, group_capacities(history)[0], "stored")
-    return capacity_out(park_id, service.capacity(park_id, persist=False), "live")
+        out = capacity_out(park_id, group_capacities(history)[0], "stored")
+    else:
+        out = capacity_out(park_id, service.capacity(park_id, persist=False), "live")
+    if not by_event:
+        return out
+    table = service.capacity_by_event(park_id, methods=[m.value for m in method] if method else None,
+                                      direction=_direction(direction))
+    return out.model_copy(update={"by_event": _by_event_out(table)})
 
 
 @router.get("/parks/{park_id}/dr-capacity/history", response_model=Page[CapacityOut], responses=_ERR,
@@ -190,14 +238,16 @@ def baseline(
 @router.get("/parks/{park_id}/events", response_model=Page[EventOut], responses=_ERR, tags=["events"])
 def list_events(
     request: Request, client: Client, *, park_id: ParkId, start: Start = None, end: End = None,
-    limit: Limit = 100, offset: Offset = 0,
+    direction: DirectionQuery = None, limit: Limit = 100, offset: Offset = 0,
 ) -> dict[str, Any]:
-    """DR events overlapping [start, end), newest first, with their performance once evaluated."""
+    """DR events overlapping [start, end) (optionally of one direction), newest first, with their performance
+    once evaluated."""
     require_park(client, park_id)
     _check_range(start, end)
     service = _service(request)
     service.park(park_id)
-    events, total = service.repo.list_events(park_id, start=start, end=end, limit=limit, offset=offset)
+    events, total = service.repo.list_events(park_id, start=start, end=end, limit=limit, offset=offset,
+                                             direction=_direction(direction))
     return _page([event_out(e, service.repo.get_result(e.event_id)) for e in events], total, limit, offset)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
@@ -18,6 +20,8 @@ class ApiSettings(ServiceSettings):
     openadr_program_id: str | None = Field(default=None, validation_alias="PARKPULSE_VEN_PROGRAM_ID")
     openadr_event_id: str | None = Field(default=None, validation_alias="PARKPULSE_VEN_EVENT_ID")
     ven_name: str = Field(default="parkpulse-ven", validation_alias="PARKPULSE_VEN_NAME")
+    dr_policy_file: Path | None = Field(default=None, validation_alias="PARKPULSE_DR_POLICY_FILE",
+                                        description="YAML overriding keys of the built-in DR policy")
 
 
 class VenSettings(ServiceSettings):

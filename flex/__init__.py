@@ -5,7 +5,13 @@
 * :func:`evaluate_event` — event M&V per interval with a data-quality gate.
 * :func:`asset_flex`, :func:`park_flex_at`, :func:`forecast_park_flex` — sustained up/down flexibility
   per asset, per park within connection limits and derated, and a 24-hour forecast in 15-min slots.
-* :func:`dr_capacity` — declared vs verified capacity as % of the annual maximum 15-min demand.
+* :func:`dr_capacity` — declared vs verified capacity as % of the annual maximum 15-min demand;
+  :func:`capacity_by_method` — each evaluated event under every baseline method.
+* :class:`HolidayCalendar` — the Chinese public-holiday calendar, with a park's own days
+  (:class:`CalendarDay`, read by :func:`read_calendar_file`) layered on top.
+* :class:`Direction` and :func:`parse_direction` — ``up``/``down`` and the words people use for them
+  (reduce, 削峰, peak-shaving / increase, 填谷, valley-filling).
+* :func:`load_policy` — the DR programme policy, optionally overridden by a deployment's YAML file.
 
 The core functions do no I/O besides reading the package's data files. :class:`DrService` combines them
 with a :class:`DrRepository` — :class:`DrStore` (PostgreSQL/TimescaleDB) or :class:`MemoryRepository`.
@@ -43,7 +49,22 @@ if TYPE_CHECKING:
     )
     from flex._baseline import AdjustmentResult, BaselineResult, DayAudit, EventWindow, compute_baseline
     from flex._baseline_method import Adjustment, BaselineMethod, DaySelection, baseline_presets, resolve_method
-    from flex._calendar import DayType, HolidayCalendar, load_holiday_calendar, parse_holiday_calendar
+    from flex._calendar import (
+        CalendarDay,
+        CalendarDayKind,
+        DayType,
+        HolidayCalendar,
+        SpecialDay,
+        load_holiday_calendar,
+        parse_holiday_calendar,
+    )
+    from flex._calendar_file import (
+        parse_calendar_csv,
+        parse_calendar_rows,
+        parse_calendar_yaml,
+        read_calendar_file,
+        render_calendar_csv,
+    )
     from flex._capacity import (
         DemandPeak,
         DrCapacity,
@@ -53,7 +74,9 @@ if TYPE_CHECKING:
         dr_capacity,
         verified_capacity,
     )
-    from flex._events import Direction, EventPerformance, EventRequest, evaluate_event
+    from flex._direction import Direction, parse_direction
+    from flex._event_capacity import CapacityByEvent, EventCapacity, MethodCapacity, capacity_by_method
+    from flex._events import EventPerformance, EventRequest, evaluate_event
     from flex._flexibility import (
         AssetFlex,
         ConnectionLimit,
@@ -66,7 +89,7 @@ if TYPE_CHECKING:
         park_flex_at,
     )
     from flex._memory import MemoryRepository
-    from flex._policy import DrPolicy, load_policy, parse_policy
+    from flex._policy import DrPolicy, load_policy, override_policy, parse_policy
     from flex._records import AssetRecord, DrEvent, DrRepository, DrSettings, EventResult, ParkInfo
     from flex._series import DEMAND_KW, ESTIMATED_SHARE, TS, IntervalSeries
     from flex._service import CurrentFlex, DrService
@@ -75,6 +98,7 @@ if TYPE_CHECKING:
         AssetError,
         BaselineError,
         CalendarCoverageError,
+        CalendarFileError,
         DataFileError,
         EventError,
         FlexError,
@@ -104,6 +128,10 @@ _EXPORTS: dict[str, str] = {
     "Battery": "flex._assets",
     "BatteryState": "flex._assets",
     "CalendarCoverageError": "flex.errors",
+    "CalendarDay": "flex._calendar",
+    "CalendarDayKind": "flex._calendar",
+    "CalendarFileError": "flex.errors",
+    "CapacityByEvent": "flex._event_capacity",
     "ConnectionLimit": "flex._flexibility",
     "CurrentFlex": "flex._service",
     "DataFileError": "flex.errors",
@@ -111,7 +139,7 @@ _EXPORTS: dict[str, str] = {
     "DaySelection": "flex._baseline_method",
     "DayType": "flex._calendar",
     "DemandPeak": "flex._capacity",
-    "Direction": "flex._events",
+    "Direction": "flex._direction",
     "DrCapacity": "flex._capacity",
     "DrEvent": "flex._records",
     "DrPolicy": "flex._policy",
@@ -121,6 +149,7 @@ _EXPORTS: dict[str, str] = {
     "DrStore": "flex._store",
     "EvCharger": "flex._assets",
     "EvSession": "flex._assets",
+    "EventCapacity": "flex._event_capacity",
     "EventError": "flex.errors",
     "EventPerformance": "flex._events",
     "EventRecord": "flex._capacity",
@@ -136,6 +165,7 @@ _EXPORTS: dict[str, str] = {
     "InvalidLoadDataError": "flex.errors",
     "LoadWindow": "flex._flexibility",
     "MemoryRepository": "flex._memory",
+    "MethodCapacity": "flex._event_capacity",
     "NotFoundError": "flex.errors",
     "ParkContext": "flex._flexibility",
     "ParkFlex": "flex._flexibility",
@@ -145,6 +175,7 @@ _EXPORTS: dict[str, str] = {
     "ProcessState": "flex._assets",
     "Pv": "flex._assets",
     "PvState": "flex._assets",
+    "SpecialDay": "flex._calendar",
     "Thermal": "flex._assets",
     "ThermalState": "flex._assets",
     "UnknownBaselineMethodError": "flex.errors",
@@ -153,6 +184,7 @@ _EXPORTS: dict[str, str] = {
     "asset_flex": "flex._flexibility",
     "baseline_presets": "flex._baseline_method",
     "battery_flex": "flex._assets",
+    "capacity_by_method": "flex._event_capacity",
     "compute_baseline": "flex._baseline",
     "derating_factor": "flex._capacity",
     "dr_capacity": "flex._capacity",
@@ -162,12 +194,19 @@ _EXPORTS: dict[str, str] = {
     "forecast_park_flex": "flex._flexibility",
     "load_holiday_calendar": "flex._calendar",
     "load_policy": "flex._policy",
+    "override_policy": "flex._policy",
     "park_flex_at": "flex._flexibility",
+    "parse_calendar_csv": "flex._calendar_file",
+    "parse_calendar_rows": "flex._calendar_file",
+    "parse_calendar_yaml": "flex._calendar_file",
+    "parse_direction": "flex._direction",
     "parse_holiday_calendar": "flex._calendar",
     "parse_policy": "flex._policy",
     "process_flex": "flex._assets",
     "project_session": "flex._assets",
     "pv_flex": "flex._assets",
+    "read_calendar_file": "flex._calendar_file",
+    "render_calendar_csv": "flex._calendar_file",
     "resolve_method": "flex._baseline_method",
     "thermal_flex": "flex._assets",
     "verified_capacity": "flex._capacity",
@@ -190,6 +229,10 @@ __all__ = [
     "Battery",
     "BatteryState",
     "CalendarCoverageError",
+    "CalendarDay",
+    "CalendarDayKind",
+    "CalendarFileError",
+    "CapacityByEvent",
     "ConnectionLimit",
     "CurrentFlex",
     "DataFileError",
@@ -207,6 +250,7 @@ __all__ = [
     "DrStore",
     "EvCharger",
     "EvSession",
+    "EventCapacity",
     "EventError",
     "EventPerformance",
     "EventRecord",
@@ -222,6 +266,7 @@ __all__ = [
     "InvalidLoadDataError",
     "LoadWindow",
     "MemoryRepository",
+    "MethodCapacity",
     "NotFoundError",
     "ParkContext",
     "ParkFlex",
@@ -231,6 +276,7 @@ __all__ = [
     "ProcessState",
     "Pv",
     "PvState",
+    "SpecialDay",
     "Thermal",
     "ThermalState",
     "UnknownBaselineMethodError",
@@ -239,6 +285,7 @@ __all__ = [
     "asset_flex",
     "baseline_presets",
     "battery_flex",
+    "capacity_by_method",
     "compute_baseline",
     "derating_factor",
     "dr_capacity",
@@ -248,12 +295,19 @@ __all__ = [
     "forecast_park_flex",
     "load_holiday_calendar",
     "load_policy",
+    "override_policy",
     "park_flex_at",
+    "parse_calendar_csv",
+    "parse_calendar_rows",
+    "parse_calendar_yaml",
+    "parse_direction",
     "parse_holiday_calendar",
     "parse_policy",
     "process_flex",
     "project_session",
     "pv_flex",
+    "read_calendar_file",
+    "render_calendar_csv",
     "resolve_method",
     "thermal_flex",
     "verified_capacity",

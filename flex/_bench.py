@@ -21,7 +21,8 @@ from flex._assets import Asset, Battery, BatteryState, EvCharger, EvSession, Pv,
 from flex._baseline import EventWindow, compute_baseline
 from flex._baseline_method import BaselineMethod, baseline_presets
 from flex._capacity import annual_max_demand
-from flex._events import Direction, EventRequest, evaluate_event
+from flex._direction import Direction
+from flex._events import EventRequest, evaluate_event
 from flex._flexibility import ConnectionLimit, ParkContext, forecast_park_flex
 from flex._series import IntervalSeries, local_midnight, park_zone
 

@@ -5,11 +5,16 @@ never a public holiday for a workday baseline. In China the working week is move
 (调休), so a Saturday can be a working day and a Wednesday a holiday; the calendar therefore comes from the
 State Council's yearly notice, shipped as data (``flex/data/cn_public_holidays.yaml``) with its source and
 status, never from ``date.weekday()`` alone.
+
+A park can layer its own days over that calendar (:meth:`HolidayCalendar.with_park_days`): shutdown days
+declared holidays, or days it works although the nation rests. Park days always win over the built-in
+calendar and classify their day even in a year the data file does not cover.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from enum import StrEnum
 from functools import cache
@@ -39,6 +44,33 @@ class DayType(StrEnum):
         return self in (DayType.WORKDAY, DayType.ADJUSTED_WORKDAY)
 
 
+class CalendarDayKind(StrEnum):
+    """What a park declares a day to be; the weekday decides whether a workday is an adjusted one."""
+
+    HOLIDAY = "holiday"   # the park does not produce (own shutdown, local holiday)
+    WORKDAY = "workday"   # the park works normally (调休上班, or production through a public holiday)
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarDay:
+    """One day of a park's own calendar (local date in the park's time zone)."""
+
+    day: date
+    kind: CalendarDayKind
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SpecialDay:
+    """A day that is not an ordinary weekday or weekend day, and where that comes from."""
+
+    day: date
+    day_type: DayType
+    name: str
+    source: str                    # "park" or "national"
+    overrides: DayType | None = None  # the built-in classification a park day replaces, when different
+
+
 @dataclass(frozen=True, slots=True)
 class YearInfo:
     """Provenance of one calendar year."""
@@ -57,6 +89,14 @@ class HolidayCalendar:
     adjusted_workdays: frozenset[date]
     years: dict[int, YearInfo]
     source: str
+    park_days: Mapping[date, CalendarDay] = field(default_factory=dict)
+
+    def with_park_days(self, days: Iterable[CalendarDay]) -> HolidayCalendar:
+        """This calendar with a park's own days layered on top (they override the built-in days)."""
+        layered = {d.day: d for d in days}
+        if not layered:
+            return self
+        return replace(self, park_days=layered, source=f"{self.source} + {len(layered)} park day(s)")
 
     @property
     def covered_years(self) -> tuple[int, ...]:
@@ -64,8 +104,8 @@ class HolidayCalendar:
         return tuple(sorted(self.years))
 
     def covers(self, day: date) -> bool:
-        """True when the year of ``day`` is in the data file."""
-        return day.year in self.years
+        """True when the year of ``day`` is in the data file, or the park declared that day."""
+        return day.year in self.years or day in self.park_days
 
     def is_provisional(self, day: date) -> bool:
         """True when ``day`` falls in a year whose official notice is not in the data yet."""
@@ -74,6 +114,12 @@ class HolidayCalendar:
 
     def day_type(self, day: date) -> DayType:
         """Classify ``day``; raises :class:`CalendarCoverageError` for years the data does not cover."""
+        own = self.park_days.get(day)
+        if own is not None:
+            return _park_day_type(own)
+        return self._national_day_type(day)
+
+    def _national_day_type(self, day: date) -> DayType:
         if day.year not in self.years:
             raise CalendarCoverageError(day, self.covered_years)
         if day in self.holidays:
@@ -83,8 +129,40 @@ class HolidayCalendar:
         return DayType.WEEKEND if day.weekday() >= _SATURDAY else DayType.WORKDAY
 
     def holiday_name(self, day: date) -> str | None:
-        """The holiday's Chinese name (e.g. 春节) or None when ``day`` is not a holiday."""
+        """The holiday's name (e.g. 春节, or the park's own) or None when ``day`` is not a holiday."""
+        own = self.park_days.get(day)
+        if own is not None:
+            return (own.name or "park holiday") if own.kind is CalendarDayKind.HOLIDAY else None
         return self.holidays.get(day)
+
+    def special_days(self, year: int) -> list[SpecialDay]:
+        """Every holiday and adjusted workday of ``year``, and every park day, sorted by date.
+
+        National days the park overrides are listed once, as the park's, with the type they replace.
+        """
+        out: dict[date, SpecialDay] = {}
+        for day, name in self.holidays.items():
+            if day.year == year:
+                out[day] = SpecialDay(day, DayType.HOLIDAY, name, "national")
+        for day in self.adjusted_workdays:
+            if day.year == year:
+                out[day] = SpecialDay(day, DayType.ADJUSTED_WORKDAY, "调休上班", "national")
+        for day, own in self.park_days.items():
+            if day.year != year:
+                continue
+            try:
+                before: DayType | None = self._national_day_type(day)
+            except CalendarCoverageError:
+                before = None
+            after = _park_day_type(own)
+            out[day] = SpecialDay(day, after, own.name, "park", before if before is not after else None)
+        return [out[d] for d in sorted(out)]
+
+
+def _park_day_type(own: CalendarDay) -> DayType:
+    if own.kind is CalendarDayKind.HOLIDAY:
+        return DayType.HOLIDAY
+    return DayType.ADJUSTED_WORKDAY if own.day.weekday() >= _SATURDAY else DayType.WORKDAY
 
 
 def _as_date(value: Any, where: str, path: str) -> date:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
-from flex._events import Direction
+from flex._direction import Direction
 from flex._policy import DrPolicy, load_policy
 from flex._series import DEMAND_KW, TS, local_midnight, park_zone, require_aware
 

@@ -14,21 +14,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from enum import StrEnum
 
 import polars as pl
 
 from flex._baseline import BaselineResult, EventWindow
+from flex._direction import Direction
 from flex._policy import DrPolicy, load_policy
 from flex._series import IntervalSeries
 from flex.errors import InvalidEventError
-
-
-class Direction(StrEnum):
-    """Event direction in grid terms: ``up`` = load reduction (削峰), ``down`` = load increase (填谷)."""
-
-    UP = "up"
-    DOWN = "down"
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import polars as pl
 
+from flex._calendar import CalendarDay
 from flex._capacity import DemandPeak, DrCapacity, EventRecord
+from flex._direction import Direction
 from flex._records import INTERVAL_SCHEMA, AssetRecord, DrEvent, DrSettings, EventResult, ParkInfo
 from flex._series import DEMAND_KW, ESTIMATED_SHARE, TS
 from flex.errors import InvalidEventError
@@ -29,6 +31,7 @@ class MemoryRepository:
     events: dict[str, DrEvent] = field(default_factory=dict)
     results: dict[str, tuple[EventResult, pl.DataFrame]] = field(default_factory=dict)
     capacities: dict[str, list[DrCapacity]] = field(default_factory=dict)
+    calendars: dict[str, dict[date, CalendarDay]] = field(default_factory=dict)
 
     def add_park(self, park: ParkInfo, demand: pl.DataFrame | None = None) -> None:
         """Register a park and (optionally) its demand series."""
@@ -97,12 +100,14 @@ class MemoryRepository:
         return self.events.get(event_id)
 
     def list_events(
-        self, park_id: str, *, start: datetime | None, end: datetime | None, limit: int, offset: int
+        self, park_id: str, *, start: datetime | None, end: datetime | None, limit: int, offset: int,
+        direction: Direction | None = None,
     ) -> tuple[list[DrEvent], int]:
-        """Events overlapping [start, end), newest first."""
+        """Events overlapping [start, end) (optionally of one direction), newest first."""
         found = [
             e for e in self.events.values()
             if e.park_id == park_id and (start is None or e.end > start) and (end is None or e.start < end)
+            and (direction is None or e.direction is direction)
         ]
         found.sort(key=lambda e: (-e.start.timestamp(), e.event_id))
         return found[offset:offset + limit], len(found)
@@ -146,3 +151,19 @@ class MemoryRepository:
         ]
         found.sort(key=lambda c: (-c.as_of.timestamp(), c.direction.value, c.duration_h))
         return found[offset:offset + limit], len(found)
+
+    def calendar_days(self, park_id: str) -> list[CalendarDay]:
+        """The park's own days, sorted by date."""
+        return [d for _, d in sorted(self.calendars.get(park_id, {}).items())]
+
+    def put_calendar_days(self, park_id: str, days: Sequence[CalendarDay], *, merge: bool = False) -> None:
+        """Replace (or merge into) the park's days."""
+        current = self.calendars.get(park_id, {}) if merge else {}
+        self.calendars[park_id] = {**current, **{d.day: d for d in days}}
+
+    def clear_calendar_days(self, park_id: str, *, year: int | None = None) -> int:
+        """Delete the park's days (of one year, or all)."""
+        current = self.calendars.get(park_id, {})
+        kept = {k: v for k, v in current.items() if year is not None and k.year != year}
+        self.calendars[park_id] = kept
+        return len(current) - len(kept)

@@ -15,8 +15,9 @@ from typing import Any, Protocol
 import polars as pl
 
 from flex._assets import Asset
+from flex._calendar import CalendarDay
 from flex._capacity import DemandPeak, DrCapacity, EventRecord
-from flex._events import Direction
+from flex._direction import Direction
 from flex._flexibility import ConnectionLimit
 
 
@@ -161,9 +162,10 @@ class DrRepository(Protocol):
         ...
 
     def list_events(
-        self, park_id: str, *, start: datetime | None, end: datetime | None, limit: int, offset: int
+        self, park_id: str, *, start: datetime | None, end: datetime | None, limit: int, offset: int,
+        direction: Direction | None = None,
     ) -> tuple[list[DrEvent], int]:
-        """Events of a park overlapping [start, end), newest first, and the total count."""
+        """Events of a park overlapping [start, end) (optionally of one direction), newest first, and the total."""
         ...
 
     def save_result(self, result: EventResult, intervals: pl.DataFrame) -> None:
@@ -190,4 +192,16 @@ class DrRepository(Protocol):
         self, park_id: str, *, start: datetime | None, end: datetime | None, limit: int, offset: int
     ) -> tuple[list[DrCapacity], int]:
         """Stored capacity computations, newest first, and the total count."""
+        ...
+
+    def calendar_days(self, park_id: str) -> list[CalendarDay]:
+        """The park's own calendar days (layered over the national calendar), sorted by date."""
+        ...
+
+    def put_calendar_days(self, park_id: str, days: Sequence[CalendarDay], *, merge: bool = False) -> None:
+        """Replace the park's calendar with ``days`` (``merge``: add or update only the given days)."""
+        ...
+
+    def clear_calendar_days(self, park_id: str, *, year: int | None = None) -> int:
+        """Delete the park's days (of one local calendar year, or all); returns how many were deleted."""
         ...

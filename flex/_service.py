@@ -1,7 +1,9 @@
-"""DR use cases over a repository: flexibility now and forecast, baselines, events, capacity.
+"""DR use cases over a repository: flexibility now and forecast, baselines, events, capacity, calendars.
 
 This is the only place that combines storage with the pure core; the CLI and the utility API call it.
-Times default to the injected clock so tests and simulations can run in simulated time.
+Times default to the injected clock so tests and simulations can run in simulated time. Every baseline of
+a park (and so every evaluation and capacity figure) uses the national calendar with the park's own days
+layered on top (:meth:`DrService.park_calendar`).
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from typing import Any
 import polars as pl
 
 from flex._baseline import BaselineResult, EventWindow, compute_baseline
-from flex._baseline_method import BaselineMethod, resolve_method
-from flex._calendar import HolidayCalendar, load_holiday_calendar
-from flex._capacity import DrCapacity, EventRecord, derating_factor, dr_capacity
-from flex._events import Direction, EventRequest, evaluate_event
+from flex._baseline_method import BaselineMethod, baseline_presets, resolve_method
+from flex._calendar import CalendarDay, HolidayCalendar, load_holiday_calendar
+from flex._capacity import DemandPeak, DrCapacity, EventRecord, derating_factor, dr_capacity
+from flex._direction import Direction
+from flex._event_capacity import CapacityByEvent, EventCapacity, capacity_by_method
+from flex._events import EventRequest, evaluate_event
 from flex._flexibility import SLOT, ParkContext, ParkFlex, forecast_park_flex, park_flex_at
 from flex._policy import DrPolicy, load_policy
 from flex._records import AssetRecord, DrEvent, DrRepository, DrSettings, EventResult, ParkInfo
@@ -71,6 +75,24 @@ class DrService:
         if park is None:
             raise NotFoundError("park", park_id)
         return park
+
+    # --- calendars ----------------------------------------------------------------------------------------
+
+    def park_calendar(self, park_id: str) -> HolidayCalendar:
+        """The national calendar with the park's own days on top (what the park's baselines use)."""
+        return self.calendar.with_park_days(self.repo.calendar_days(park_id))
+
+    def set_calendar(self, park_id: str, days: Sequence[CalendarDay], *, merge: bool = False) -> HolidayCalendar:
+        """Replace the park's own days (``merge``: add or update only ``days``); returns the layered calendar."""
+        self.park(park_id)
+        self.repo.put_calendar_days(park_id, days, merge=merge)
+        logger.info("calendar of park %s %s with %d day(s)", park_id, "merged" if merge else "replaced", len(days))
+        return self.park_calendar(park_id)
+
+    def clear_calendar(self, park_id: str, *, year: int | None = None) -> int:
+        """Delete the park's own days (of one year, or all); returns how many were deleted."""
+        self.park(park_id)
+        return self.repo.clear_calendar_days(park_id, year=year)
 
     def _records(self, park_id: str) -> list[EventRecord]:
         return self.repo.event_records(park_id)
@@ -154,6 +176,13 @@ class DrService:
             return resolve_method(settings.baseline_method, merged or None)
         return resolve_method(name, overrides or None)
 
+    @staticmethod
+    def _history_start(window: EventWindow, methods: Sequence[BaselineMethod]) -> datetime:
+        """Where demand must start for ``methods``' look-backs (plus two days for local-day edges)."""
+        lookback = max((s.lookback_days for m in methods for s in (m.workday, m.non_workday) if s is not None),
+                       default=1)
+        return window.start - timedelta(days=lookback + 2)
+
     def _event_days(self, park: ParkInfo, before: datetime, exclude_id: str | None = None) -> set[date]:
         events, _ = self.repo.list_events(park.park_id, start=before - timedelta(days=400), end=before,
                                           limit=10_000, offset=0)
@@ -175,13 +204,11 @@ class DrService:
         notice_day: date | None = None,
         exclude_event_id: str | None = None,
     ) -> BaselineResult:
-        """Baseline of ``window`` from stored demand, excluding the park's past event days."""
+        """Baseline of ``window`` from stored demand on the park's calendar, excluding its past event days."""
         park = self.park(park_id)
-        lookback = max((s.lookback_days for s in (method.workday, method.non_workday) if s is not None), default=1)
-        start = window.start - timedelta(days=lookback + 2)
-        demand = self.repo.park_demand(park_id, start, window.end)
+        demand = self.repo.park_demand(park_id, self._history_start(window, [method]), window.end)
         return compute_baseline(
-            demand, window, method, timezone=park.timezone, calendar=self.calendar,
+            demand, window, method, timezone=park.timezone, calendar=self.park_calendar(park_id),
             event_days=self._event_days(park, window.start, exclude_event_id), notice_day=notice_day,
         )
 
@@ -290,12 +317,7 @@ class DrService:
         duration = settings.declared_duration_h or self.policy.declared_duration_h
         records = self._records(park_id)
         flex = self.current_flex_for_duration(park_id, duration, now=at)
-        if self.policy.annual_max_basis == "calendar_year":
-            zone = park_zone(park.timezone)
-            start = datetime(at.astimezone(zone).year, 1, 1, tzinfo=zone).astimezone(UTC)
-        else:
-            start = at - timedelta(days=365)
-        peak = self.repo.park_peak(park_id, start, at)
+        peak = self._annual_peak(park, at)
         out = [
             dr_capacity(as_of=at, declared_kw=flex.up_kw, records=records, peak=peak, direction=Direction.UP,
                         duration_h=duration, policy=self.policy),
@@ -305,6 +327,63 @@ class DrService:
         if persist:
             self.repo.save_capacity(park_id, out)
         return out
+
+    def _annual_peak(self, park: ParkInfo, at: datetime) -> DemandPeak | None:
+        if self.policy.annual_max_basis == "calendar_year":
+            zone = park_zone(park.timezone)
+            start = datetime(at.astimezone(zone).year, 1, 1, tzinfo=zone).astimezone(UTC)
+        else:
+            start = at - timedelta(days=365)
+        return self.repo.park_peak(park.park_id, start, at)
+
+    def capacity_by_event(
+        self,
+        park_id: str,
+        *,
+        now: datetime | None = None,
+        methods: Sequence[str] | None = None,
+        direction: Direction | None = None,
+    ) -> CapacityByEvent:
+        """Every evaluated event (newest first) under every baseline method: kW and % of annual max demand.
+
+        ``methods`` defaults to every shipped preset; each event is also shown under the exact method its
+        stored evaluation used (frozen at registration), which is the figure the capacity summary counts.
+        Nothing is stored.
+        """
+        park = self.park(park_id)
+        at = (now or self.clock()).astimezone(UTC)
+        presets = baseline_presets()
+        chosen = [resolve_method(m) for m in (methods if methods is not None else sorted(presets))]
+        peak = self._annual_peak(park, at)
+        calendar = self.park_calendar(park_id)
+        records = [r for r in self._records(park_id) if r.start <= at]
+        verified = {c.verified_event_id for c in (
+            dr_capacity(as_of=at, declared_kw=None, records=records, peak=peak, direction=d, policy=self.policy)
+            for d in Direction) if c.verified_event_id}
+        events, _ = self.repo.list_events(park_id, start=None, end=at, limit=10_000, offset=0, direction=direction)
+        zone = park_zone(park.timezone)
+        rows: list[EventCapacity] = []
+        for event in events:
+            if event.status != "evaluated" or event.end > at:
+                continue
+            own = self.event_method(event)
+            per_event = [own if m.name == own.name else m for m in chosen]
+            if own.name not in {m.name for m in per_event}:
+                per_event.append(own)
+            window = EventWindow(event.start, event.end)
+            demand = self.repo.park_demand(park_id, self._history_start(window, per_event), window.end)
+            figures = capacity_by_method(
+                EventRequest(window, event.direction, event.requested_kw, event.declared_kw), demand, per_event,
+                evaluated_with=own.name, timezone=park.timezone, calendar=calendar,
+                event_days=self._event_days(park, window.start, event.event_id),
+                notice_day=event.notified_at.astimezone(zone).date() if event.notified_at else None,
+                policy=self.policy, peak=peak,
+            )
+            rows.append(EventCapacity(event.event_id, event.start, event.end, event.direction, event.requested_kw,
+                                      event.declared_kw, event.event_id in verified, figures))
+        names = tuple(dict.fromkeys([m.name for m in chosen] + [f.method for r in rows for f in r.methods]))
+        return CapacityByEvent(park_id, at, peak.demand_kw if peak else None, peak.at if peak else None, names,
+                               tuple(rows))
 
     def latest_capacity(self, park_id: str) -> list[DrCapacity]:
         """The most recent stored computation (both directions), or a fresh one if none is stored."""

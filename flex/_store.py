@@ -3,7 +3,8 @@
 Park demand is the sum over the park's level-1 (GB 17167 一级) electricity meters of
 ``interval_energy`` (migration 0002) import minus export, divided by the 0.25 h interval; an interval
 is only returned when every level-1 meter has it, so a missing feeder never looks like a load drop.
-Events, results and capacity live in :mod:`flex._store_events` (mixed into :class:`DrStore`).
+Events, results and capacity live in :mod:`flex._store_events`, park calendars in
+:mod:`flex._store_calendar` (both mixed into :class:`DrStore`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from flex._flexibility import ConnectionLimit
 from flex._records import AssetRecord, DrSettings, ParkInfo
 from flex._series import DEMAND_KW, ESTIMATED_SHARE, TS
 from flex._state import STATE_METRICS, with_live_state
+from flex._store_calendar import CalendarStoreMixin
 from flex._store_events import EventStoreMixin
 from flex.errors import AssetError
 
@@ -53,7 +55,7 @@ WITH meters AS (
 """
 
 
-class DrStore(EventStoreMixin):
+class DrStore(EventStoreMixin, CalendarStoreMixin):
     """:class:`flex.DrRepository` on PostgreSQL, over a small connection pool."""
 
     def __init__(self, conninfo: str, *, max_size: int = 4, state_max_age: timedelta = timedelta(minutes=30)) -> None:

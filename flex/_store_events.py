@@ -12,7 +12,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from flex._capacity import DrCapacity, EventRecord
-from flex._events import Direction
+from flex._direction import Direction
 from flex._records import INTERVAL_SCHEMA, DrEvent, EventResult
 from flex.errors import InvalidEventError
 
@@ -73,12 +73,15 @@ class EventStoreMixin:
         return _event(row) if row else None
 
     def list_events(
-        self, park_id: str, *, start: datetime | None, end: datetime | None, limit: int, offset: int
+        self, park_id: str, *, start: datetime | None, end: datetime | None, limit: int, offset: int,
+        direction: Direction | None = None,
     ) -> tuple[list[DrEvent], int]:
-        """Events overlapping [start, end), newest first, with the total count."""
+        """Events overlapping [start, end) (optionally of one direction), newest first, with the total count."""
         where = """park_id = %(park)s AND (%(start)s::timestamptz IS NULL OR end_at > %(start)s)
-                   AND (%(end)s::timestamptz IS NULL OR start_at < %(end)s)"""
-        params = {"park": park_id, "start": start, "end": end, "limit": limit, "offset": offset}
+                   AND (%(end)s::timestamptz IS NULL OR start_at < %(end)s)
+                   AND (%(direction)s::text IS NULL OR direction = %(direction)s)"""
+        params = {"park": park_id, "start": start, "end": end, "limit": limit, "offset": offset,
+                  "direction": direction.value if direction is not None else None}
         with self._conn() as conn:
             rows = conn.execute(
                 f"""SELECT {_EVENT_COLUMNS} FROM dr_events WHERE {where}

@@ -4,6 +4,7 @@ Hierarchy::
 
     FlexError
     ├── DataFileError                 a shipped or user data file (calendar, presets, policy) is malformed
+    │   └── CalendarFileError         a park calendar file (CSV/YAML) or request body: names row and field
     ├── CalendarCoverageError         a date outside the years the holiday calendar covers
     ├── BaselineError
     │   ├── UnknownBaselineMethodError    no preset with that name
@@ -34,6 +35,22 @@ class DataFileError(FlexError):
         super().__init__(f"data file {path}: {reason}")
         self.path = path
         self.reason = reason
+
+
+class CalendarFileError(DataFileError):
+    """A park calendar (file or request body) has a bad row; ``row`` and ``field`` say where.
+
+    ``row`` is the file line for CSV, the 1-based item number for YAML and JSON lists, None for the whole file.
+    """
+
+    def __init__(self, path: str, reason: str, *, row: int | None = None, field: str | None = None) -> None:
+        where = "".join(p for p in (f", row {row}" if row is not None else "",
+                                      f", field {field!r}" if field else "") if p)
+        FlexError.__init__(self, f"calendar {path}{where}: {reason}")
+        self.path = path
+        self.reason = reason
+        self.row = row
+        self.field = field
 
 
 class CalendarCoverageError(FlexError):

@@ -208,3 +208,43 @@ async def test_time_parameters_outside_2000_2100_are_422_not_500(client: httpx.A
     assert late.status_code == 422, late.text
     notice = await client.get(f"/v1/parks/{PARK}/baseline", params=BASELINE_QUERY | {"notice_date": "0001-01-01"})
     assert notice.status_code == 422, notice.text
+
+
+async def test_capacity_by_event_and_method(client: httpx.AsyncClient):
+    # The fake park: workdays 1000 kW, 800 kW during the 2 h event; every similar-day baseline is 1000 kW and
+    # the 15 min before the event are 1000 kW too, so every method shows 200 kW = 20 % of the 1000 kW peak.
+    plain = (await client.get(f"/v1/parks/{PARK}/dr-capacity")).json()
+    assert plain["by_event"] is None
+    body = (await client.get(f"/v1/parks/{PARK}/dr-capacity", params={"by_event": "true"})).json()
+    assert body["up"]["verified_kw"] == pytest.approx(200.0)           # the summary stays
+    table = body["by_event"]
+    assert table["annual_max_demand_kw"] == pytest.approx(1000.0)
+    (event,) = table["events"]
+    assert (event["event_id"], event["direction"], event["direction_meaning"]) == (
+        EVENT_ID, "up", "load reduction, 削峰")
+    assert event["sets_verified"] is True
+    by_method = {m["method"]: m for m in event["methods"]}
+    assert set(by_method) == set(table["methods"])
+    assert {"CAISO_10IN10", "JIANGSU_5WD", "JIANGSU_RT_15MIN", "BEIJING_TOP5OF10"} <= set(by_method)
+    for name, m in by_method.items():
+        assert (m["avg_reduction_kw"], m["pct_of_annual_max"], m["delivered_kwh"]) == pytest.approx(
+            (200.0, 20.0, 400.0)), name
+    assert [m for m in by_method.values() if m["evaluated_with"]] == [by_method["JIANGSU_5WD"]]
+    only = (await client.get(f"/v1/parks/{PARK}/dr-capacity",
+                             params={"by_event": "true", "method": ["JIANGSU_RT_15MIN"]})).json()
+    assert [m["method"] for m in only["by_event"]["events"][0]["methods"]] == ["JIANGSU_RT_15MIN", "JIANGSU_5WD"]
+    filling = (await client.get(f"/v1/parks/{PARK}/dr-capacity", params={"by_event": "true", "direction": "填谷"}))
+    assert filling.json()["by_event"]["events"] == []
+
+
+async def test_direction_aliases_in_queries(client: httpx.AsyncClient):
+    base = f"/v1/parks/{PARK}/events"
+    for word in ("up", "reduce", "削峰", "peak-shaving"):
+        page = (await client.get(base, params={"direction": word})).json()
+        assert [e["event_id"] for e in page["items"]] == [EVENT_ID], word
+        assert page["items"][0]["direction_meaning"] == "load reduction, 削峰"
+    for word in ("down", "increase", "填谷", "valley-filling"):
+        assert (await client.get(base, params={"direction": word})).json()["total"] == 0, word
+    bad = await client.get(base, params={"direction": "sideways"})
+    assert bad.status_code == 422
+    assert "direction" in bad.json()["detail"]
