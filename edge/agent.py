@@ -197,6 +197,10 @@ class EdgeAgent:
             "outbox_dropped_readings": stats.dropped_readings,
             "agent_started_at": format_ts(self.started_at),
         })
+        session = self.sessions.get(device_id)
+        if session is not None:  # what ingest told this device about its rejected messages
+            fields["feedback_received"] = session.feedback_received
+            fields["last_feedback_reason"] = session.last_feedback["reason"] if session.last_feedback else None
         return fields
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -15,6 +15,11 @@ Publishing order per connection:
 3. the backlog (everything older) in id order, paced by the agent-wide :class:`TokenBucket`;
 4. a row is deleted from the outbox only after its successful PUBACK.
 
+Each session also subscribes to its device's feedback topic (``parkpulse/v1/{park}/{device}/errors``, which
+the broker lets only this device read): ingest sends there why it quarantined one of the device's messages.
+The session logs each at WARNING with the reason and what to fix, and counts it (the device's status
+reports ``feedback_received``): otherwise a rejected device never learns why.
+
 Reconnect backoff (capped, fully jittered, :func:`edge.mqtt.backoff_delay`) grows with every failed
 session and resets only once the broker has *accepted* something that matters: a readings publish with a
 successful PUBACK, or, when there is nothing to drain, the birth and status publishes. A CONNACK alone
@@ -26,6 +31,7 @@ reconnect storm (24 meters, 630 reconnects in 20 s, each republishing birth and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -43,6 +49,8 @@ from edge.store import AsyncOutbox
 from edge.timing import TokenBucket
 from infra.settings import MqttEndpoint
 from schemas import TopicKind, build_topic
+from schemas.feedback import FeedbackMessage, InvalidFeedbackError, decode_feedback
+from schemas.topics import feedback_topic
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +118,7 @@ class DeviceSession:
         self.readings_topic = build_topic(park_id, device_id, TopicKind.READINGS)
         self.birth_topic = build_topic(park_id, device_id, TopicKind.BIRTH)
         self.status_topic = build_topic(park_id, device_id, TopicKind.STATUS)
+        self.errors_topic = feedback_topic(park_id, device_id)
         self.wake = asyncio.Event()
         self.connected = asyncio.Event()
         self.published_messages = 0
@@ -117,6 +126,8 @@ class DeviceSession:
         self.undelivered_retries = 0  # batches the broker had no subscriber for (kept, retried)
         self.backoff_attempt = 0  # failed sessions since the broker last accepted a publish that matters
         self.last_error: str | None = None
+        self.feedback_received = 0  # quarantine reasons ingest sent back (see the module docstring)
+        self.last_feedback: FeedbackMessage | None = None
         self._stopping = False
         self._client: ConfirmingClient | None = None
 
@@ -149,8 +160,14 @@ class DeviceSession:
                     self.connects += 1
                     await self._on_connect(client)
                     self.connected.set()
-                    await self._drain(client)
-                    await self._publish_status(client, online=False, reason="agent_stopped")
+                    listener = asyncio.create_task(self._listen(client), name=f"edge[{self.device_id}].feedback")
+                    try:
+                        await self._drain(client)
+                        await self._publish_status(client, online=False, reason="agent_stopped")
+                    finally:
+                        listener.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await listener
                     return
             except NoSubscribersError as exc:
                 self.last_error = str(exc)
@@ -187,6 +204,7 @@ class DeviceSession:
 
     async def _on_connect(self, client: ConfirmingClient) -> None:
         timeout = self.options.publish_timeout_s
+        await client.subscribe(self.errors_topic, qos=1, timeout=timeout)  # before anything ingest may reject
         await client.publish_confirmed(self.birth_topic, birth_payload(self.device_id, self.clock(), self.birth),
                                        retain=True, timeout=timeout)
         await self._publish_status(client, online=None)
@@ -203,6 +221,31 @@ class DeviceSession:
                                        status_payload(self.device_id, online=is_online, sent_at=self.clock(),
                                                       extra=extra),
                                        retain=True, timeout=self.options.publish_timeout_s)
+
+    async def _listen(self, client: ConfirmingClient) -> None:
+        """Handle feedback messages until the connection ends (the drain notices that and reconnects)."""
+        try:
+            async for message in client.messages:
+                if message.topic.matches(self.errors_topic):
+                    payload = message.payload
+                    self.on_feedback(payload if isinstance(payload, bytes) else str(payload).encode())
+        except aiomqtt.MqttError:
+            return
+
+    def on_feedback(self, raw: bytes) -> None:
+        """Log one feedback message from ingest at WARNING (reason, detail, what to fix) and count it."""
+        try:
+            feedback = decode_feedback(raw)
+        except InvalidFeedbackError as exc:
+            logger.warning("%s: unreadable message on %s: %s", self.device_id, self.errors_topic, exc)
+            return
+        self.feedback_received += 1
+        self.last_feedback = feedback
+        more = f" (+{feedback['suppressed']} more rejected since the last report)" if feedback["suppressed"] else ""
+        logger.warning("%s: ingest rejected a message on %s: %s: %s; fix: %s; quarantine id %d, %d reading(s) "
+                       "rejected, %d accepted%s", self.device_id, feedback["topic"], feedback["reason"],
+                       feedback["detail"], feedback["hint"], feedback["quarantine_id"],
+                       feedback["readings_rejected"], feedback["readings_accepted"], more)
 
     async def publish_status(self) -> bool:
         """Publish a status message now if connected; returns whether it went out."""

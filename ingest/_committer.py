@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -57,6 +58,8 @@ class Committer:
         self._policy = settings.validation_policy()
         self._registry_read_at = -1e9
         self._name = f"ingest[{settings.client_id}]"
+        #: called with each committed batch and its quarantine ids (ingest._feedback); must not wait or raise
+        self.on_quarantined: Callable[[Batch, Sequence[int]], None] | None = None
 
     def new_batch(self) -> Batch:
         """An empty batch that decodes against the current registry snapshot."""
@@ -115,13 +118,15 @@ class Committer:
             return batch
         return batch.rebuilt(registry=self.registry)  # admits the newly registered, explains the rest anew
 
-    def _count(self, batch: Batch) -> None:
+    def _count(self, batch: Batch, quarantine_ids: Sequence[int]) -> None:
         m = self.metrics
         for q in batch.quarantine:
             m.messages_quarantined[q.reason] += 1
             m.readings_quarantined[q.reason] += q.n_rejected
         for (_park, _device, reason, _minute), (n, _size) in batch.suppressed.items():
             m.quarantine_suppressed[reason] += n
+        if self.on_quarantined is not None and (batch.quarantine or batch.suppressed):
+            self.on_quarantined(batch, quarantine_ids)
 
     async def _write_or_isolate(self, batch: Batch) -> CommitOutcome:
         try:
@@ -131,7 +136,7 @@ class Committer:
                            self._name, batch.n_messages, exc)
             self.metrics.batches_isolated += 1
             return await self._isolate(batch)
-        self._count(batch)
+        self._count(batch, result.quarantine_ids)
         return CommitOutcome(result.stored, result.duplicates)
 
     async def _isolate(self, batch: Batch) -> CommitOutcome:
@@ -150,7 +155,7 @@ class Committer:
                 half = len(messages) // 2
                 stack.extend((messages[half:], messages[:half]))  # first half is written first
                 continue
-            self._count(part)
+            self._count(part, result.quarantine_ids)
             outcome.stored += result.stored
             outcome.duplicates += result.duplicates
         return outcome
@@ -161,7 +166,7 @@ class Committer:
         record.quarantine_whole(message, reason=RejectReason.STORE_ERROR.value,
                                 detail=f"the database refused this message: {reason}")
         try:
-            await self.store.write(record)
+            result = await self.store.write(record)
         except BatchRejectedError as exc:
             letter = DeadLetter(message.received_at, message.topic, RejectReason.STORE_ERROR.value,
                                 f"{reason}; quarantine: {exc}", message.payload)
@@ -174,7 +179,7 @@ class Committer:
             logger.error("%s message on %r refused by the database, even as a quarantine record; written to %s",  # noqa: TRY400
                          self._name, message.topic[:200], path)
             return
-        self._count(record)
+        self._count(record, result.quarantine_ids)
         self.metrics.messages_store_refused += 1
         logger.warning("%s message on %r refused by the database; quarantined as store_error: %s", self._name,
                        message.topic[:200], reason)

@@ -36,6 +36,9 @@ class IngestMetrics:
     quarantine_suppressed: Counter[str] = field(default_factory=Counter)  # over a sender's rate, by reason
     quarantine_pruned: int = 0
     registry_refreshes: int = 0
+    feedback_sent: int = 0  # quarantine reasons published on a device's errors topic
+    feedback_rate_limited: int = 0  # rejects over their device's feedback rate: counted in its next message
+    feedback_dropped: Counter[str] = field(default_factory=Counter)  # not published, by cause (never the data)
     broker_reconnects: int = 0
     lag_seconds: float = 0.0  # receive → commit of the oldest message in the last batch
     pending_messages: int = 0
@@ -83,6 +86,13 @@ class IngestMetrics:
         metric("quarantine_pruned_total", "counter", "Quarantine records removed by retention (age or size)",
                [("", self.quarantine_pruned)])
         metric("registry_refreshes_total", "counter", "Registry snapshots read", [("", self.registry_refreshes)])
+        metric("feedback_sent_total", "counter", "Quarantine reasons published on the device's errors topic",
+               [("", self.feedback_sent)])
+        metric("feedback_rate_limited_total", "counter",
+               "Rejects over their device's feedback rate (counted in its next feedback message)",
+               [("", self.feedback_rate_limited)])
+        metric("feedback_dropped_total", "counter", "Feedback messages not published, by cause",
+               by_label("cause", self.feedback_dropped))
         metric("broker_reconnects_total", "counter", "Broker reconnect attempts", [("", self.broker_reconnects)])
         metric("lag_seconds", "gauge", "Receive-to-commit delay of the oldest message of the last batch",
                [("", self.lag_seconds)])

@@ -10,6 +10,8 @@ in effect. The flow, per instance:
   :class:`~ingest._committer.Committer` store it (retrying outages, isolating any message the database
   refuses) and only then sends the PUBACKs, in arrival order.
 * ``retention`` task: prunes the quarantine by age and total size.
+* ``feedback`` task: publishes each committed quarantine reason to its device's ``…/errors`` topic,
+  rate-limited per device, dropped (and counted) rather than ever delaying ingest (:mod:`ingest._feedback`).
 * with ``partition_count`` > 1, messages of other partitions' devices are acknowledged unread.
 * the MQTT connection is re-established with backoff; messages of a dropped connection are stored but
   not acknowledged (their packet ids died with the connection), so the broker redelivers them and the
@@ -35,6 +37,7 @@ from ingest._admission import partition_of_topic
 from ingest._backoff import Backoff
 from ingest._batch import AckHandle, Batch
 from ingest._committer import Committer
+from ingest._feedback import FeedbackPublisher
 from ingest._metrics import IngestMetrics, MetricsServer
 from ingest._mqtt import ack, make_consumer_client
 from ingest._retention import prune_quarantine
@@ -55,6 +58,12 @@ class IngestService:
         self._store = ReadingStore(settings.database_url)
         self._committer = Committer(settings, self.metrics, self._store)
         self._batch = self._committer.new_batch()
+        self._feedback: FeedbackPublisher | None = None
+        if settings.feedback_enabled:
+            self._feedback = FeedbackPublisher(self.metrics, interval_s=settings.feedback_interval_s,
+                                               burst=settings.feedback_burst, queue_max=settings.feedback_queue_max,
+                                               timeout_s=settings.feedback_timeout_s)
+            self._committer.on_quarantined = self._feedback.offer
         self._batch_full = asyncio.Event()
         self._batch_swapped = asyncio.Condition()
         self._stopping = asyncio.Event()
@@ -118,8 +127,12 @@ class IngestService:
             tg.create_task(self._connection_loop(), name=f"{self._name}.connection_loop")
             tg.create_task(self._flush_loop(), name=f"{self._name}.flush_loop")
             retention = tg.create_task(self._retention_loop(), name=f"{self._name}.retention_loop")
+            feedback = (tg.create_task(self._feedback.run(lambda: self._client), name=f"{self._name}.feedback_loop")
+                        if self._feedback is not None else None)
             await self._receiving_done.wait()
             retention.cancel()
+            if feedback is not None:
+                feedback.cancel()
 
     # -- MQTT --------------------------------------------------------------------------------------
     async def _connection_loop(self) -> None:

@@ -62,6 +62,13 @@ class IngestSettings(ServiceSettings):
     retention_interval_s: float = 600.0
     dead_letter_dir: Path = Field(default_factory=lambda: cache_dir() / "ingest-dead-letter")
     mqtt_ca_file: Path | None = None  # CA that signed the broker's certificate, for mqtts:// URLs
+    # Quarantine reasons sent back on parkpulse/v1/{park}/{device}/errors (ingest._feedback); the broker ACL
+    # must let ingest write there. Per device: a burst, then one message per interval; never blocks ingest.
+    feedback_enabled: bool = True
+    feedback_interval_s: float = Field(default=10.0, gt=0)
+    feedback_burst: int = Field(default=3, ge=1)
+    feedback_queue_max: int = Field(default=1000, ge=1)  # waiting to be published; beyond it they are dropped
+    feedback_timeout_s: float = Field(default=5.0, gt=0)  # per publish, PUBACK included
 
     @model_validator(mode="after")
     def _partition_in_range(self) -> Self:

@@ -2,8 +2,13 @@
 
 Services up → migrate → register the park → an ingest instance → one simulated day published over MQTT
 (with a progress bar, a few duplicates and malformed messages on purpose) → wait until every valid reading
-is committed → a table of published vs stored readings per device and metric, and the quarantine count →
-declared inputs for the simulated days, the aggregation job, and the park indicator report.
+is committed → a short summary (published, stored, duplicates dropped, quarantined by reason; a row per
+device only where published ≠ stored, or for every device with ``--verbose``) → declared inputs for the
+simulated days, the aggregation job, and the park indicator report.
+
+Everything printed fits an 80-column terminal: the indicator report is shown as a compact table of its
+own (:func:`indicator_tables`, from :func:`aggregation._render.report_rows`) whose value and unit columns
+never wrap, with status and estimated share in a second table for the rows where they say something.
 """
 
 from __future__ import annotations
@@ -15,14 +20,17 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 import psycopg
 import yaml
+from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from aggregation import AggregationSettings, default_registry, parse_declared_csv, parse_period
 from aggregation._bulk import Bulk
@@ -46,6 +54,7 @@ class DemoResult:
     stored: dict[tuple[str, str], int]
     quarantined: dict[str, int]
     complete: bool
+    duplicates_dropped: int = 0  # readings ingest skipped as already stored (redeliveries, re-runs)
 
 
 def _stored_counts(conn: psycopg.Connection, report: SimulationReport) -> dict[tuple[str, str], int]:
@@ -104,29 +113,80 @@ async def run_demo(scenario: Scenario, *, duration: str, speed: float, seed: int
             quarantined = {str(reason): int(n) for reason, n in conn.execute(
                 "SELECT reason, count(*) FROM quarantine WHERE park_id = %s AND received_at >= %s GROUP BY 1",
                 (scenario.park.id, started_at)).fetchall()}
-        console.print(f"    ingest: {service.metrics.readings_stored:,} stored, "
-                      f"{service.metrics.readings_duplicate:,} duplicates skipped")
     complete = all(stored.get(key, 0) == n for key, n in report.counts.items())
-    return DemoResult(report=report, stored=stored, quarantined=quarantined, complete=complete)
+    return DemoResult(report=report, stored=stored, quarantined=quarantined, complete=complete,
+                      duplicates_dropped=service.metrics.readings_duplicate)
 
 
-def print_result(result: DemoResult, console: Console) -> None:
-    """Published vs stored per device and metric, then totals and the quarantine."""
+@dataclass(frozen=True, slots=True)
+class DeviceRow:
+    """Published vs stored readings of one device (within the simulated window)."""
+
+    device_id: str
+    published: int
+    stored: int
+    short_metrics: tuple[str, ...]  # metrics with fewer readings stored than published
+
+    @property
+    def complete(self) -> bool:
+        """True when every published reading of the device is stored."""
+        return not self.short_metrics
+
+
+def device_rows(result: DemoResult, *, verbose: bool = False) -> list[DeviceRow]:
+    """One row per device where published ≠ stored (every device with ``verbose``), by device id.
+
+    Counts are per metric first: a device whose surplus in one metric hides a gap in another still shows.
+    """
+    published: dict[str, int] = {}
+    stored: dict[str, int] = {}
+    short: dict[str, list[str]] = {}
+    for (device, metric), n in result.report.counts.items():
+        got = result.stored.get((device, metric), 0)
+        published[device] = published.get(device, 0) + n
+        stored[device] = stored.get(device, 0) + got
+        short.setdefault(device, [])
+        if got != n:
+            short[device].append(metric)
+    rows = [DeviceRow(d, published[d], stored[d], tuple(sorted(short[d]))) for d in sorted(published)]
+    return rows if verbose else [r for r in rows if not r.complete]
+
+
+def print_result(result: DemoResult, console: Console, *, verbose: bool = False) -> None:
+    """The summary: totals, quarantine by reason, and the devices whose readings are not all stored."""
     report = result.report
-    table = Table(title=f"Stored readings, park {report.park_id}, "
-                        f"{report.simulated_start:%Y-%m-%d %H:%M} .. {report.simulated_end:%Y-%m-%d %H:%M} UTC")
-    for column in ("device", "metric", "published", "stored", ""):
-        table.add_column(column, justify="right" if column in ("published", "stored") else "left")
-    for (device, metric), published in sorted(report.counts.items()):
-        stored = result.stored.get((device, metric), 0)
-        table.add_row(device, metric, f"{published:,}", f"{stored:,}", "ok" if stored == published else "MISSING")
-    console.print(table)
-    console.print(f"readings published {report.readings_published:,} in {report.messages_published:,} messages "
-                  f"(+{report.duplicates_published} duplicate and {report.malformed_published} malformed messages); "
-                  f"stored {sum(result.stored.values()):,}")
+    n_devices = report.devices or len({device for device, _ in report.counts})
+    console.print(f"[bold]Summary[/] park {report.park_id}, {report.simulated_start:%Y-%m-%d %H:%M} .. "
+                  f"{report.simulated_end:%Y-%m-%d %H:%M} UTC, {n_devices} devices")
     total_q = sum(result.quarantined.values())
-    detail = ", ".join(f"{reason} {n}" for reason, n in sorted(result.quarantined.items())) or "none"
-    console.print(f"quarantined messages: {total_q} ({detail})")
+    reasons = ", ".join(f"{reason} {n:,}" for reason, n in sorted(result.quarantined.items()))
+    lines = [
+        ("published", f"{report.readings_published:,} readings in {report.messages_published:,} messages "
+                      f"(+{report.duplicates_published:,} duplicate, {report.malformed_published:,} malformed)"),
+        ("stored", f"{sum(result.stored.values()):,} readings in the database for this window"),
+        ("duplicates", f"{result.duplicates_dropped:,} readings dropped as already stored"),
+        ("quarantined", f"{total_q:,} messages" + (f": {reasons}" if reasons else "")),
+    ]
+    summary = Table.grid(padding=(0, 2))
+    summary.add_column(no_wrap=True)
+    summary.add_column(overflow="fold")
+    for label, text in lines:
+        summary.add_row(f"  {label}", Text(text))
+    console.print(summary)
+    rows = device_rows(result, verbose=verbose)
+    if rows:
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0),
+                      title=None if verbose else "devices not complete")
+        table.add_column("device", overflow="fold")
+        table.add_column("published", justify="right", no_wrap=True)
+        table.add_column("stored", justify="right", no_wrap=True)
+        table.add_column("short of readings", overflow="fold")
+        for row in rows:
+            table.add_row(Text(row.device_id), f"{row.published:,}", f"{row.stored:,}",
+                          Text(", ".join(row.short_metrics) or "ok"))
+        console.print(table)
+    elif not verbose:
+        console.print("  (every device complete; --verbose lists them)")
     console.print("[green]every published reading is stored exactly once[/]" if result.complete
                   else "[red]some published readings are missing[/]")
 
@@ -178,19 +238,58 @@ def run_indicators(database_url: str, report: SimulationReport, timezone: str, c
         rep = compute_report(bulk, conn, info, period, meta=load_meta(bulk, report.park_id), registry=registry,
                              policy=settings.policy(), basis=None)
         bulk.commit()
-    table = Table(title=f"Park indicators, {report.park_id}, {rep.period.label} ({rep.timezone})")
-    for column in ("指标 indicator", "variant", "value", "unit", "est. share", "status"):
-        table.add_column(column, justify="right" if column in ("value", "est. share") else "left", overflow="fold")
-    vintages: set[str] = set()
-    for row in report_rows(rep):
-        if not row["headline"]:
-            continue
-        vintages.update(row["factor_vintages"].values())
-        value = "—" if row["value"] is None else f"{row['value']:.4g}"
-        share = "—" if row["estimated_share"] is None else f"{row['estimated_share']:.1%}"
-        name = row["name_zh"] + (f" [{row['subject']}]" if row["subject"] else "")
-        table.add_row(name, row["variant"], value, row["unit"], share, row["status"])
-    console.print(table)
-    console.print(f"factor vintages: {'; '.join(sorted(vintages))}")
+    rows = [row for row in report_rows(rep) if row["headline"]]
+    for renderable in indicator_tables(rows, f"Park indicators, {report.park_id}, {rep.period.label} "
+                                             f"({rep.timezone})"):
+        console.print(renderable)
+    vintages = sorted({v for row in rows for v in row["factor_vintages"].values()})
+    console.print(f"factor vintages: {'; '.join(vintages)}")
     console.print(f"the month so far holds only the simulated days; details: parkpulse report indicators "
                   f"--park {report.park_id} --period {last:%Y-%m} --all-variants")
+
+
+NAME_MAX_COLUMNS: Final = 28
+
+
+def _value_text(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4g}"
+
+
+def _share_text(share: float | None) -> str:
+    return "—" if share is None else f"{share:.1%}"
+
+
+def indicator_tables(rows: list[dict[str, Any]], title: str) -> list[Table | str]:
+    """The indicator rows (:func:`aggregation._render.report_rows`) as tables that fit 80 columns.
+
+    The first table has what a reader scans for: number, name, variant (after the subject, if any), value,
+    unit. Value and unit never wrap; names of up to 28 columns never wrap either; variants fold. The second
+    lists status, estimated share and the first note of the rows where the status is not ``ok`` or part of
+    the value is estimated, keyed by the same number; a line says so when there are none.
+    """
+    values = [_value_text(r["value"]) for r in rows]
+    main = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0))
+    # Fixed widths for all but the variant, which takes what is left and wraps: rich would otherwise also
+    # shrink (and so crop) the no-wrap value and unit columns. Names up to 28 columns (the catalogue's
+    # longest, 14 characters) stay on one line.
+    main.add_column("#", justify="right", no_wrap=True, width=max(1, len(str(len(rows)))))
+    main.add_column("指标 indicator", overflow="fold",
+                    width=min(NAME_MAX_COLUMNS, max([cell_len(r["name_zh"]) for r in rows] + [cell_len("指标")])))
+    main.add_column("variant", overflow="fold")
+    main.add_column("value", justify="right", no_wrap=True, width=max([len(v) for v in values] + [5]))
+    main.add_column("unit", no_wrap=True, width=max([cell_len(r["unit"]) for r in rows] + [4]))
+    quality = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0))
+    quality.add_column("#", justify="right", no_wrap=True)
+    quality.add_column("status", overflow="fold")
+    quality.add_column("est.", justify="right", no_wrap=True)
+    quality.add_column("note", overflow="fold", ratio=1)
+    for number, (row, value) in enumerate(zip(rows, values, strict=True), start=1):
+        variant = f"{row['subject']}: {row['variant']}" if row["subject"] else row["variant"]
+        main.add_row(str(number), Text(row["name_zh"]), Text(variant), value, Text(row["unit"]))
+        share = row["estimated_share"]
+        if row["status"] != "ok" or (share is not None and share > 0):
+            quality.add_row(str(number), Text(row["status"]), _share_text(share),
+                            Text(row["notes"][0] if row["notes"] else ""))
+    if not quality.rows:
+        return [main, f"all {len(rows)} values: status ok, no estimated part"]
+    return [main, quality]

@@ -5,7 +5,8 @@ Hierarchy::
     SchemaError
     ├── InvalidTopicError        the topic does not follow the ParkPulse grammar
     ├── UnknownMetricError       a metric name that is not in the registry
-    └── UnitError                a unit that is unknown or does not fit the metric
+    ├── UnitError                a unit that is unknown or does not fit the metric
+    └── InvalidFeedbackError     a feedback payload (``…/errors`` topic) that does not follow its schema
 
 Rejected *payloads* are not exceptions: decoding returns :class:`schemas.Rejection` records so one bad
 reading never hides the good ones next to it.
@@ -41,4 +42,14 @@ class UnitError(SchemaError):
     def __init__(self, unit: str, reason: str) -> None:
         super().__init__(f"unit {unit!r}: {reason}")
         self.unit = unit
+        self.reason = reason
+
+
+class InvalidFeedbackError(SchemaError):
+    """A feedback payload that does not follow ``parkpulse-feedback-v1``; ``field`` names the first bad one."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"feedback payload, {field}: {reason}; expected a parkpulse-feedback-v1 message from "
+                         f"ParkPulse ingest (is another publisher writing to the errors topic?)")
+        self.field = field
         self.reason = reason

@@ -90,3 +90,33 @@ def subscription_filter(
     last = kind.value if kind else "+"
     flt = f"{TOPIC_ROOT}/{TOPIC_VERSION}/{park}/+/{last}"
     return f"$share/{share_group}/{flt}" if share_group else flt
+
+
+#: Last level of the per-device feedback topic ``parkpulse/v1/{park}/{device}/errors``. It is not a
+#: :class:`TopicKind`: devices never publish there and ingest never subscribes to it; ingest writes each
+#: quarantine reason back to the device it concerns, and the broker ACL lets only that device read it.
+FEEDBACK_LEVEL: Final = "errors"
+
+
+def feedback_topic(park_id: str, device_id: str) -> str:
+    """The topic on which ingest tells one device why its messages were rejected; raises on invalid ids."""
+    for label, value in (("park", park_id), ("device", device_id)):
+        if not is_valid_id(value):
+            raise InvalidTopicError(f"{park_id}/{device_id}", f"{label} id {value!r} is not {ID_PATTERN}")
+    return f"{TOPIC_ROOT}/{TOPIC_VERSION}/{park_id}/{device_id}/{FEEDBACK_LEVEL}"
+
+
+def parse_feedback_topic(topic: str) -> tuple[str, str]:
+    """``(park_id, device_id)`` of a feedback topic, raising :class:`InvalidTopicError` for anything else."""
+    parts = topic.split("/")
+    if len(parts) != 5:
+        raise InvalidTopicError(topic, f"expected 5 levels, got {len(parts)}")
+    root, version, park_id, device_id, last = parts
+    if (root, version) != (TOPIC_ROOT, TOPIC_VERSION):
+        raise InvalidTopicError(topic, f"must start with {TOPIC_ROOT}/{TOPIC_VERSION}/")
+    if last != FEEDBACK_LEVEL:
+        raise InvalidTopicError(topic, f"last level must be {FEEDBACK_LEVEL!r}, not {last!r}")
+    for label, value in (("park", park_id), ("device", device_id)):
+        if not is_valid_id(value):
+            raise InvalidTopicError(topic, f"{label} id {value!r} is not {ID_PATTERN}")
+    return park_id, device_id
