@@ -31,6 +31,7 @@ import psycopg
 
 from aggregation._bulk import Bulk
 from aggregation._changes import ChangeFeed, merge_windows
+from aggregation._event_store import load_series_events
 from aggregation._factors import FactorRegistry, default_registry
 from aggregation._inputs import ParkInfo, load_park
 from aggregation._intervals import IntervalParams, spans_to_intervals
@@ -39,7 +40,7 @@ from aggregation._policy import Policy
 from aggregation._pue import FACILITY_ROLE, IT_ROLE, assess_pue, pue_table, rolling_12m
 from aggregation._registers import METERS_SCHEMA, register_spans
 from aggregation._report import compute_report, publish
-from aggregation._rollups import balance_check, coarser_rollup, group_rollup, meter_rollup
+from aggregation._rollups import balance_check, coarser_rollup, generation_rollup, group_rollup, meter_rollup
 from aggregation._settings import AggregationSettings
 from aggregation._store import (
     TIME_MAX,
@@ -246,7 +247,8 @@ class AggregationJob:
         """One batch: recompute and replace interval energy in the emit ranges, then the meter rollups."""
         params, iu = self.params, self.params.interval_us
         meters = meta.select(METERS_SCHEMA.names())
-        spans = register_spans(readings, meters, params.vee)
+        # recorded meter events (replacements, confirmed resets, ratio changes) make their spans exact
+        spans = register_spans(readings, meters, params.vee, load_series_events(bulk, meta.get_column("series_id")))
         emit = _floor_emit(emit, iu)
         history = None
         if _needs_like_day(spans, params):
@@ -307,7 +309,8 @@ class AggregationJob:
                 rollups = rollups.join(wanted, on="period_start", how="semi")
                 groups = group_rollup(rollups, park_meta)
                 report.n_rollups += replace_group_rollups(bulk, park_id, grain, wanted, groups)
-                replace_balance(bulk, park_id, grain, wanted, balance_check(groups, self.policy.balance_alarm_pct))
+                supply = pl.concat([groups, generation_rollup(rollups, park_meta)])
+                replace_balance(bulk, park_id, grain, wanted, balance_check(supply, self.policy.balance_alarm_pct))
             bulk.commit()
             if progress:
                 progress("groups", i + 1, todo.height)

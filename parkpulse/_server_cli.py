@@ -12,7 +12,8 @@ from typing import Annotated
 
 import typer
 
-from aggregation._cli import aggregate, register_import_commands, report_app
+from aggregation._cli import AFTER_RUN, aggregate, register_import_commands, report_app
+from aggregation._events_cli import meter_events_app
 from api._cli import create_key, keys_app, serve, ven_app
 from dashboards._cli import dashboards_app
 from flex._cli import dr_app
@@ -20,6 +21,7 @@ from infra.logconfig import configure_logging
 from ingest._cli import quarantine_app
 from parkpulse._registry_cli import registry_app
 from parkpulse.services import services_app
+from reports._cli import register_report_commands
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=True)
@@ -36,6 +38,7 @@ def register_server_commands(top: typer.Typer) -> None:
     register_import_commands(import_app)
     top.command("aggregate")(aggregate)
     top.add_typer(report_app, name="report")
+    register_report_commands(report_app)
     top.add_typer(dr_app, name="dr")
     dr_app.command("create-key", help="Create a utility API key scoped to parks (same as `parkpulse api-keys create`)."
                    )(create_key)
@@ -45,7 +48,23 @@ def register_server_commands(top: typer.Typer) -> None:
     top.add_typer(dashboards_app, name="dashboards")
     top.add_typer(quarantine_app, name="quarantine")
     top.add_typer(registry_app, name="registry")
+    top.add_typer(meter_events_app, name="meter-event")
     top.registered_commands.extend(app.registered_commands)
+    if _write_monthly_reports not in AFTER_RUN:
+        AFTER_RUN.append(_write_monthly_reports)
+
+
+def _write_monthly_reports(database_url: str, reports_dir: Path) -> list[str]:
+    """``aggregate --reports-dir``: the closed months' report files, one line per file written or failed."""
+    from reports._schedule import after_aggregate
+
+    lines = []
+    for w in after_aggregate(database_url, reports_dir):
+        if w.error:
+            lines.append(f"report {w.park_id} {w.period} {w.format}: not written ({w.error})")
+        else:
+            lines.append(f"report {w.park_id} {w.period} {w.format}: {w.path} ({w.size_bytes:,} bytes, {w.reason})")
+    return lines
 
 
 @db_app.command("migrate")
@@ -146,6 +165,8 @@ def demo(
     speed: Annotated[float, typer.Option(help="Simulated seconds per wall second (1440: a day a minute)")] = 1440.0,
     meters: Annotated[int | None, typer.Option(help="Extra level-3 meters (park size)")] = None,
     seed: Annotated[int, typer.Option(help="Random seed")] = 1,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v",
+                                          help="A row per device (default: only devices not fully stored)")] = False,
 ) -> None:
     """Run a simulated park end to end on local services and print what was stored."""
     from rich.console import Console
@@ -159,7 +180,7 @@ def demo(
     scenario = load_scenario().with_overrides(extra_meters=meters, duplicate_message_rate=0.01,
                                               malformed_message_rate=0.005)
     result = asyncio.run(run_demo(scenario, duration=duration, speed=speed, seed=seed, console=console))
-    print_result(result, console)
+    print_result(result, console, verbose=verbose)
     if not result.complete:
         raise typer.Exit(1)
     run_indicators(ServiceSettings().database_url, result.report, scenario.park.timezone, console)  # type: ignore[call-arg]
