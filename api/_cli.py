@@ -78,8 +78,18 @@ def create_key(
     scopes = {Scope(s).value for s in scope or [Scope.READ]}
     if Scope.WRITE.value in scopes:
         scopes.add(Scope.READ.value)  # a key that may act must be able to look at what it acts on
+    store = PgKeyStore(settings.database_url)
+    unknown = store.unregistered_parks(park)
+    if unknown and Scope.WRITE.value not in scopes:
+        console.print(f"[red]error:[/red] unknown park(s) {', '.join(unknown)}: register them first (`parkpulse "
+                      "registry park add PARK` or `parkpulse registry import FILE`), or create a key with --scope "
+                      "write, which may register its park through the API (PUT /v1/parks/PARK)")
+        raise typer.Exit(code=1)
+    if unknown:
+        console.print(f"note: park(s) {', '.join(unknown)} not registered yet; this key may register them with "
+                      "PUT /v1/parks/PARK or POST /v1/parks/PARK/registry/import")
     try:
-        client, key = PgKeyStore(settings.database_url).create(name, park, expires_at=expires, scopes=scopes)
+        client, key = store.create(name, park, expires_at=expires, scopes=scopes)
     except KeyStoreError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(code=1) from None

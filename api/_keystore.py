@@ -115,20 +115,12 @@ class PgKeyStore:
     ) -> tuple[ApiClient, str]:
         """Insert a client scoped to ``park_ids`` with ``scopes`` and return its key.
 
-        The parks must be registered, except for a ``write`` key: that one may register its park through the
-        API (``PUT /v1/parks/{park_id}``), which is how an operator starts from an empty database.
+        The parks need not be registered yet (``parkpulse api-keys create`` refuses that for read-only keys,
+        where it is most likely a typo; a write key may register its park through the API).
         """
         client_id, key = new_key()
         client = ApiClient(client_id, name, frozenset(park_ids), expires_at, scopes=checked_scopes(scopes))
         stored = make_stored_key(client, key)
-        with self._connect() as conn, conn.transaction():
-            known = {r[0] for r in conn.execute("SELECT park_id FROM parks WHERE park_id = ANY(%s)",
-                                                (sorted(park_ids),))}
-            unknown = sorted(set(park_ids) - known)
-            if unknown and "write" not in client.scopes:
-                raise KeyStoreError(f"unknown park(s) {', '.join(unknown)}: register them first (`parkpulse registry "
-                                    "park add PARK` or `parkpulse registry import FILE`), or create a key with "
-                                    "--scope write, which may register its park through the API")
         try:
             with self._connect() as conn, conn.transaction():
                 conn.execute(
@@ -144,6 +136,13 @@ class PgKeyStore:
         except psycopg.errors.ForeignKeyViolation as exc:  # a database migrated before 0005 keeps the foreign key
             raise KeyStoreError(f"unknown park in {sorted(park_ids)}: {exc.diag.message_detail}") from None
         return client, key
+
+    def unregistered_parks(self, park_ids: Collection[str]) -> list[str]:
+        """Those of ``park_ids`` that are not registered parks (sorted)."""
+        with self._connect() as conn:
+            known = {r[0] for r in conn.execute("SELECT park_id FROM parks WHERE park_id = ANY(%s)",
+                                                (sorted(park_ids),))}
+        return sorted(set(park_ids) - known)
 
     def revoke(self, client_id: str) -> None:
         """Set revoked_at = now()."""

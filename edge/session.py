@@ -31,7 +31,6 @@ reconnect storm (24 meters, 630 reconnects in 20 s, each republishing birth and 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -165,9 +164,10 @@ class DeviceSession:
                         await self._drain(client)
                         await self._publish_status(client, online=False, reason="agent_stopped")
                     finally:
+                        # wait() neither raises the listener's own CancelledError nor swallows one aimed at
+                        # this task (suppressing it here would keep a stopping session alive)
                         listener.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await listener
+                        await asyncio.wait({listener})
                     return
             except NoSubscribersError as exc:
                 self.last_error = str(exc)
