@@ -29,9 +29,10 @@ report_app = typer.Typer(help="Reports: indicators, balance, factors, per-meter 
                          no_args_is_help=True)
 console = Console()
 err_console = Console(stderr=True)
-#: Called after each successful run with (database URL, --reports-dir); each returns one line per file it
-#: wrote. The report files live in a higher layer (reports/), so the CLI mounts that hook here at start-up.
-AFTER_RUN: list[Callable[[str, Path], list[str]]] = []
+#: Called after each successful run with (database URL, --reports-dir or None); each returns lines to print
+#: (report files written, alarm changes). Their code lives in higher layers (reports/, alarms/), so the CLI
+#: registers the hooks here at start-up. A hook reports its own failures as lines; it never raises.
+AFTER_RUN: list[Callable[[str, Path | None], list[str]]] = []
 
 
 def _settings(database_url: str | None) -> AggregationSettings:
@@ -88,10 +89,9 @@ def aggregate(
                           f"{report.n_intervals} intervals, {report.n_rollups} rollups, "
                           f"{report.n_indicators} indicator values, estimated share {share}, "
                           f"watermark {report.watermark}, {report.elapsed_s:.2f} s")
-            if reports_dir is not None:
-                for hook in AFTER_RUN:
-                    for line in hook(settings.database_url, reports_dir):
-                        console.print(line, markup=False, soft_wrap=True)
+            for hook in AFTER_RUN:
+                for line in hook(settings.database_url, reports_dir):
+                    console.print(line, markup=False, soft_wrap=True)
         except StoreUnavailableError as exc:
             err_console.print(f"[yellow]database unavailable[/]: {exc}")
             if every is None:

@@ -5,18 +5,22 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from api._alarms import router as alarms_router
 from api._dr_calendar import router as dr_calendar_router
 from api._imports import router as imports_router
 from api._indicators import router as indicators_router
 from api._meter_events import router as meter_events_router
 from api._registry import router as registry_router
 from api._reports import router as reports_router
+from api._targets import router as targets_router
 
 OPERATOR_ROUTERS: list[APIRouter] = [
+    alarms_router,
     dr_calendar_router,
     imports_router,
     indicators_router,
     meter_events_router,
     registry_router,
     reports_router,
+    targets_router,
 ]

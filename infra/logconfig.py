@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from rich.console import Console
 from rich.logging import RichHandler
 
 
@@ -13,7 +14,7 @@ def configure_logging(level: str = "INFO") -> None:
         level=level.upper(),
         format="%(name)s: %(message)s",
         datefmt="%H:%M:%S",
-        handlers=[RichHandler(rich_tracebacks=True, show_path=False)],
+        handlers=[RichHandler(console=Console(stderr=True), rich_tracebacks=True, show_path=False)],  # stdout is data
         force=True,
     )
     for noisy in ("aiomqtt", "asyncio", "psycopg.pool"):

@@ -22,6 +22,7 @@ from dashboards.boards._common import (
     SECONDS,
     steps_up,
 )
+from dashboards.boards.alarms import alarm_row
 from schemas import Quality
 
 TS = Format.TIME_SERIES
@@ -208,7 +209,7 @@ def board(ctx: BuildContext) -> Board:
     ))
     return Board(
         uid="pp-ingest-health", title=T("数据质量与接入健康", "Data quality and ingest health"),
-        description=T("接入速率与延迟、隔离、离线设备、估算占比与完整性",
-                      "Ingest rate and lag, quarantine, offline devices, estimated share and completeness"),
-        rows=(ingest, devices, quality, jobs), variables=(PARK_VAR, BUILDING_VAR, DEVICE_VAR), time_from="now-6h",
-        refresh="30s", tags=("health",))
+        description=T("告警、接入速率与延迟、隔离、离线设备、估算占比与完整性",
+                      "Alarms, ingest rate and lag, quarantine, offline devices, estimated share and completeness"),
+        rows=(alarm_row(ctx), ingest, devices, quality, jobs), variables=(PARK_VAR, BUILDING_VAR, DEVICE_VAR),
+        time_from="now-6h", refresh="30s", tags=("health",))

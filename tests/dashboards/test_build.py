@@ -15,7 +15,7 @@ from dashboards._context import build_context, load_indicator_table, values_sql
 from flex import load_policy as load_dr_policy
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
-BOARDS = {"pp-live", "pp-energy-carbon", "pp-pue", "pp-vpp-dr", "pp-ingest-health"}
+BOARDS = {"pp-live", "pp-energy-carbon", "pp-targets", "pp-pue", "pp-vpp-dr", "pp-ingest-health"}
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def built():
 
 def test_five_boards_in_each_language(built):
     uids = [b.uid for b in built]
-    assert len(uids) == len(set(uids)) == 15
+    assert len(uids) == len(set(uids)) == 18
     assert {u for u in uids if not u.endswith(("-zh", "-en"))} == BOARDS
     for b in built:
         title = b.json["title"]
@@ -121,7 +121,7 @@ def test_cli_build_writes_one_file_per_dashboard(tmp_path):
     result = CliRunner().invoke(dashboards_app, ["build", "--out", str(tmp_path), "--lang", "zh", "--lang", "en"])
     assert result.exit_code == 0, result.output
     files = sorted(tmp_path.glob("*.json"))
-    assert len(files) == 10
+    assert len(files) == 2 * len(BOARDS)
     for path in files:
         data = json.loads(path.read_text(encoding="utf-8"))
         assert path.name == f"{data['uid']}.json"

@@ -37,7 +37,7 @@ def test_provisioning_declares_the_datasources_the_boards_use(provisioned):
 
 
 def test_generated_dashboards_are_valid_against_the_provisioning_files(dashboards, provisioned):
-    assert len(dashboards) == 15
+    assert len(dashboards) == 18  # 6 boards x (bilingual, zh, en)
     assert validate_dashboards(dashboards, provisioned) == []
 
 
