@@ -2,9 +2,10 @@
 
 Mount with::
 
-    from edge._cli import edge_command, edge_outbox_command
+    from edge._cli import edge_command, edge_discover_command, edge_outbox_command
     app.command("edge")(edge_command)
     app.command("edge-outbox")(edge_outbox_command)
+    app.command("edge-discover")(edge_discover_command)
 
 ``python -m edge --config edge.yaml`` runs the same agent without the rest of the CLI.
 """
@@ -22,6 +23,7 @@ import typer
 
 if TYPE_CHECKING:
     from edge.agent import EdgeAgent
+    from edge.serial_bus import SerialBusSettings
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", exists=True, dir_okay=False, readable=True,
@@ -98,4 +100,67 @@ def edge_outbox_command(config: ConfigOption) -> None:
     Console().print(table)
 
 
-__all__ = ["edge_command", "edge_outbox_command"]
+def edge_discover_command(
+    *,
+    port: Annotated[str, typer.Option(help="Serial port of the RS-485 adapter, e.g. /dev/ttyUSB0")],
+    baud: Annotated[int, typer.Option(help="Baud rate; DL/T 645-2007 meters mostly use 2400")] = 2400,
+    parity: Annotated[str, typer.Option(help="Parity: N, E or O (DL/T 645: E)")] = "E",
+    stopbits: Annotated[int, typer.Option(help="Stop bits: 1 or 2")] = 1,
+    window_s: Annotated[float, typer.Option(help="How long to listen for answers, in seconds")] = 2.0,
+    probe: Annotated[bool, typer.Option(help="Also read forward active energy (00010000) from each address")] = True,
+) -> None:
+    """Commissioning: ask the DL/T 645 meter on a serial line for its address (13H to AAAAAAAAAAAA).
+
+    Connect one meter at a time: every meter answers the wildcard query, so several at once collide on the
+    line. Prints each address found (put it into the device's ``transport.address`` in edge.yaml).
+    """
+    from pydantic import ValidationError
+
+    from edge.serial_bus import SerialBusSettings
+
+    try:
+        line = SerialBusSettings(id="discover", port=port, baudrate=baud, parity=parity.upper(),  # type: ignore[arg-type]
+                                 stopbits=stopbits, timeout_s=max(window_s, 0.1), retries=0)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        typer.secho(f"edge discover: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']} "
+                    "(baud 300-921600, parity N/E/O, stop bits 1/2)", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    found, energy = asyncio.run(_discover(line, window_s=window_s, probe=probe))
+    if not found:
+        typer.secho(f"no DL/T 645 meter answered on {port} at {line.line} within {window_s:g}s: check the A/B "
+                    "wiring, the baud rate and parity (try --baud 1200/4800/9600), and that one meter is connected",
+                    fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(1)
+    for address in found:
+        reading = energy.get(address)
+        suffix = f"  forward active energy {reading}" if reading else ""
+        typer.echo(f"{address}{suffix}")
+
+
+async def _discover(line: SerialBusSettings, *, window_s: float, probe: bool) -> tuple[list[str], dict[str, str]]:
+    from edge.dlt645 import decode_bcd
+    from edge.errors import DeviceError
+    from edge.readers.dlt645 import Dlt645SerialEndpoint
+    from edge.serial_bus import SerialBus
+
+    bus = SerialBus(line)
+    endpoint = Dlt645SerialEndpoint(bus)
+    energy: dict[str, str] = {}
+    try:
+        try:
+            found = await endpoint.discover(window_s=window_s)
+        except DeviceError as exc:
+            typer.secho(f"edge discover: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from None
+        for address in found if probe else []:
+            try:
+                value = await endpoint.request(address, 0x00010000, device_id=address)
+                energy[address] = f"{decode_bcd(value[:4], decimals=2):.2f} kWh (secondary, before CT x PT)"
+            except DeviceError as exc:
+                energy[address] = f"not readable: {exc}"
+    finally:
+        bus.close()
+    return found, energy
+
+
+__all__ = ["edge_command", "edge_discover_command", "edge_outbox_command"]

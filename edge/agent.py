@@ -22,12 +22,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from edge.config import DeviceConfig, EdgeConfig, EdgeSettings, ModbusTcpTransport, broker_url, device_credentials
+from edge.config import (
+    DeviceConfig,
+    EdgeConfig,
+    EdgeSettings,
+    ModbusTcpTransport,
+    broker_url,
+    device_credentials,
+)
 from edge.errors import ConfigError, DeviceError, OutboxError
 from edge.mqtt import tls_parameters
 from edge.outbox import NewMessage, Outbox
 from edge.payload import encode_readings, format_ts
-from edge.profile import Dlt645Profile, ModbusProfile, find_profiles
+from edge.profile import DeviceProfile, find_profiles
 from edge.readers import DeviceReader, EndpointPool, ReadResult, build_reader
 from edge.session import DeviceSession, Pacer, SessionOptions
 from edge.store import AsyncOutbox
@@ -101,10 +108,13 @@ class DeviceHealth:
         }
 
 
-def birth_metadata(device: DeviceConfig, profile: ModbusProfile | Dlt645Profile, agent_id: str) -> dict[str, Any]:
+def birth_metadata(device: DeviceConfig, profile: DeviceProfile, agent_id: str) -> dict[str, Any]:
     """The birth message body of a device: profile, metering level, carrier, multipliers, firmware."""
     transport = device.transport
-    if isinstance(transport, ModbusTcpTransport):
+    endpoint: str | None = getattr(transport, "endpoint_uri", None)  # serial, CJ/T 188 and OPC UA transports
+    if endpoint is not None:
+        where = endpoint
+    elif isinstance(transport, ModbusTcpTransport):
         where = f"modbus://{transport.host}:{transport.port}/{transport.unit_id}"
     else:
         where = f"dlt645://{transport.host}:{transport.port}/{transport.address}"
@@ -143,7 +153,7 @@ class EdgeAgent:
         self.clock = clock
         self.base_dir = base_dir or Path.cwd()
         profiles = find_profiles(config.profile_paths)
-        self.profiles: dict[str, ModbusProfile | Dlt645Profile] = {}
+        self.profiles: dict[str, DeviceProfile] = {}
         for device in config.devices:
             if device.profile not in profiles:
                 raise ConfigError(f"device {device.id}: unknown profile {device.profile!r} "

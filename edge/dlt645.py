@@ -45,6 +45,9 @@ DATA_OFFSET: Final = 0x33
 MAX_DATA_LENGTH: Final = 200
 _HEADER_LEN: Final = 10  # 68 + 6 address bytes + 68 + C + L
 BROADCAST_ADDRESS: Final = "999999999999"
+#: Every address nibble a wildcard: the meter (alone on the line) answers whatever its address. Used by the
+#: address query (13H) and by reads of a meter whose address is unknown.
+WILDCARD_ADDRESS: Final = "AAAAAAAAAAAA"
 _ADDRESS_RE: Final = re.compile(r"^(?:[0-9]{2}|AA){6}$")
 
 
@@ -152,6 +155,34 @@ def encode_read_reply(address: str, di: int, value: bytes, *, preamble: bool = F
 def encode_error_reply(address: str, error_byte: int, *, preamble: bool = False) -> bytes:
     """A meter's abnormal ``D1H`` reply with one error byte; used by simulators."""
     return encode_frame(address, Control.REPLY_READ_ERROR, bytes([error_byte]), preamble=preamble)
+
+
+def encode_address_query(*, preamble: bool = True) -> bytes:
+    """The master's ``13H`` read-address request, sent to the wildcard address ``AAAAAAAAAAAA``.
+
+    Only one meter may be on the line when this is sent (every meter answers, so several would collide).
+    """
+    return encode_frame(WILDCARD_ADDRESS, Control.READ_ADDRESS, b"", preamble=preamble)
+
+
+def encode_address_reply(address: str, *, preamble: bool = False) -> bytes:
+    """A meter's ``93H`` answer to the address query: its address in the header and, again, as data."""
+    return encode_frame(address, Control.REPLY_ADDRESS, address_to_bytes(address), preamble=preamble)
+
+
+def address_reply_value(frame: Frame) -> str:
+    """The meter address an ``93H`` frame announces; raises :class:`UnexpectedReplyError` for other frames.
+
+    The data field (6 bytes, BCD low byte first) is authoritative; a wildcard header is tolerated.
+    """
+    if frame.control != Control.REPLY_ADDRESS:
+        raise UnexpectedReplyError(f"control {frame.control:#04x} is not an address reply (93H)")
+    if len(frame.data) != 6:
+        raise UnexpectedReplyError(f"address reply carries {len(frame.data)} data bytes, expected 6")
+    address = address_from_bytes(frame.data)
+    if "AA" in address:
+        raise UnexpectedReplyError(f"address reply announces wildcard digits: {address}")
+    return address
 
 
 def decode_frame(buf: bytes) -> tuple[Frame, int]:
@@ -314,10 +345,12 @@ def encode_meter_clock(moment: datetime, *, utc_offset: timedelta) -> tuple[byte
 __all__ = [
     "BROADCAST_ADDRESS",
     "PREAMBLE",
+    "WILDCARD_ADDRESS",
     "Control",
     "Frame",
     "FrameError",
     "address_from_bytes",
+    "address_reply_value",
     "address_to_bytes",
     "checksum",
     "decode_bcd",
@@ -325,6 +358,8 @@ __all__ = [
     "decode_meter_clock",
     "di_from_bytes",
     "di_to_bytes",
+    "encode_address_query",
+    "encode_address_reply",
     "encode_bcd",
     "encode_error_reply",
     "encode_frame",

@@ -1,7 +1,8 @@
 """Device profiles: register maps as data (``edge/profiles/*.yaml``), validated into typed models.
 
 A profile says, for one meter model, which metrics it offers and how to read each one: Modbus function,
-address, data type, word order and scale, or the DL/T 645 data identifier and BCD format. It also says
+address, data type, word order and scale, the DL/T 645 data identifier and BCD format, or the field of a
+CJ/T 188 meter's current-data record. It also says
 which values are secondary quantities that the current/voltage transformer ratios of the installation
 (``ct_ratio`` / ``pt_ratio`` in ``edge.yaml``) turn into primary ones.
 
@@ -21,10 +22,11 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
+from edge import cjt188, cjt188_data
 from edge.dlt645 import register_max as bcd_register_max
 from edge.errors import ConfigError
 from edge.registers import DataType, WordOrder, register_count, wrap_max
-from schemas import METRICS, UnitError, conversion_factor
+from schemas import METRICS, UnitError, conversion_factor, get_unit
 
 
 class Scaling(StrEnum):
@@ -212,8 +214,99 @@ class Dlt645Profile(_ProfileBase):
         return top * point.scaling.factor(ct_ratio, pt_ratio) * point.unit_factor
 
 
-Profile = Annotated[ModbusProfile | Dlt645Profile, Field(discriminator="protocol")]
-_PROFILE_ADAPTER: TypeAdapter[ModbusProfile | Dlt645Profile] = TypeAdapter(Profile)
+class Cjt188ExtraField(_Strict):
+    """A manufacturer field a CJ/T 188 meter appends to its 901FH record, after the status bytes."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+    n_bytes: Annotated[int, Field(ge=1, le=8, alias="bytes")]
+    decimals: Annotated[int, Field(ge=0, le=8)] = 0
+    dimension: Literal["energy", "power", "volume", "volume_flow"] | None = None  # set: a unit code follows
+    unit: str | None = None  # the fixed unit when no unit code follows
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def spec(self) -> cjt188_data.FieldSpec:
+        """The codec's description of this field."""
+        return cjt188_data.FieldSpec(self.name, self.n_bytes, self.decimals, dimension=self.dimension,
+                                fixed_unit=None if self.dimension else (self.unit or "1"))
+
+
+class Cjt188PointSpec(_PointBase):
+    """One metric of a CJ/T 188 meter: a field of its 901FH record (or ``battery_low``/``valve_state``).
+
+    ``unit`` is the unit the meter is expected to report the field in (the register maximum is computed
+    from it); each reply's own unit code decides the conversion.
+    """
+
+    field: str
+
+
+class Cjt188Profile(_ProfileBase):
+    """A CJ/T 188 water, gas or heat meter model (one 901FH read returns every point)."""
+
+    protocol: Literal["cjt188"]
+    version: cjt188.Version = cjt188.Version.V2004
+    meter_type: Annotated[int, Field(ge=0, le=0xFF)]
+    di_order: cjt188.DiOrder | None = None  # default: the version's (2004 high byte first, 2018 low first)
+    extra_fields: list[Cjt188ExtraField] = []
+    points: Annotated[list[Cjt188PointSpec], Field(min_length=1)]
+    energy_metric: str | None = None
+
+    @field_validator("meter_type", mode="before")
+    @classmethod
+    def _parse_type(cls, value: Any) -> int:
+        if isinstance(value, str):  # "30", "30H", "0x30": the type byte in hex, as the standard writes it
+            try:
+                return int(value.strip().upper().removesuffix("H").removeprefix("0X"), 16)
+            except ValueError:
+                raise ValueError(f"meter_type must be the type byte in hex (10 water, 20 heat, 30 gas), "
+                                 f"got {value!r}") from None
+        return value  # type: ignore[no-any-return]  # pydantic checks it is an int
+
+    @model_validator(mode="after")
+    def _fields_exist(self) -> Cjt188Profile:
+        _check_unique([p.metric for p in self.points], self.energy_metric)
+        try:
+            layout = {f.name: f for f in self.layout()}
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        for point in self.points:
+            spec = layout.get(point.field)
+            if point.scaling is not Scaling.NONE:
+                raise ValueError(f"{point.metric}: CJ/T 188 meters report primary values; remove scaling")
+            if point.field in cjt188_data.STATUS_FIELDS:
+                continue
+            if spec is None or spec.kind != "value":
+                names = [n for n, f in layout.items() if f.kind == "value"] + list(cjt188_data.STATUS_FIELDS)
+                raise ValueError(f"{point.metric}: field {point.field!r} is not in the 901FH record of meter type "
+                                 f"{self.meter_type:#04x}; use one of {', '.join(names)}")
+            unit_dimension = get_unit(point.unit).dimension
+            if unit_dimension != (spec.dimension or get_unit(spec.fixed_unit or "1").dimension):
+                raise ValueError(f"{point.metric}: field {point.field} is not measured in {point.unit}")
+        return self
+
+    def layout(self) -> tuple[cjt188_data.FieldSpec, ...]:
+        """The 901FH record of this meter type, extra fields included."""
+        return cjt188_data.layout_for(self.meter_type, tuple(f.spec() for f in self.extra_fields))
+
+    @property
+    def wire_di_order(self) -> cjt188.DiOrder:
+        """Byte order of the data identifier in requests."""
+        return self.di_order or cjt188.DEFAULT_DI_ORDER[self.version]
+
+    def register_max(self, ct_ratio: float = 1.0, pt_ratio: float = 1.0) -> float | None:
+        """Rollover point of the energy register (999999.99 in the expected unit) in the canonical unit."""
+        del ct_ratio, pt_ratio  # CJ/T 188 meters measure primary quantities
+        point = next((p for p in self.points if p.metric == self.energy_metric), None)
+        spec = next((f for f in self.layout() if point is not None and f.name == point.field), None)
+        if point is None or spec is None:
+            return None
+        return bcd_register_max(n_bytes=spec.n_bytes, decimals=spec.decimals) * point.unit_factor
+
+
+DeviceProfile = ModbusProfile | Dlt645Profile | Cjt188Profile
+Profile = Annotated[DeviceProfile, Field(discriminator="protocol")]
+_PROFILE_ADAPTER: TypeAdapter[DeviceProfile] = TypeAdapter(Profile)
 
 
 def _check_unique(metrics: list[str], energy_metric: str | None) -> None:
@@ -266,7 +359,7 @@ def plan_reads(points: list[ModbusPoint], *, max_registers: int, max_gap: int) -
     return blocks
 
 
-def parse_profile(data: Any, *, origin: str = "<data>") -> ModbusProfile | Dlt645Profile:
+def parse_profile(data: Any, *, origin: str = "<data>") -> DeviceProfile:
     """Validate a profile from parsed YAML; raises :class:`ConfigError` naming ``origin`` on errors."""
     try:
         return _PROFILE_ADAPTER.validate_python(data)
@@ -274,7 +367,7 @@ def parse_profile(data: Any, *, origin: str = "<data>") -> ModbusProfile | Dlt64
         raise ConfigError(f"invalid device profile {origin}: {exc}") from None
 
 
-def load_profile(path: Path) -> ModbusProfile | Dlt645Profile:
+def load_profile(path: Path) -> DeviceProfile:
     """Read and validate one profile YAML file."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -287,10 +380,10 @@ def load_profile(path: Path) -> ModbusProfile | Dlt645Profile:
 
 
 @cache
-def builtin_profiles() -> dict[str, ModbusProfile | Dlt645Profile]:
+def builtin_profiles() -> dict[str, DeviceProfile]:
     """The profiles shipped in ``edge/profiles/``, by name."""
     root = resources.files("edge") / "profiles"
-    found: dict[str, ModbusProfile | Dlt645Profile] = {}
+    found: dict[str, DeviceProfile] = {}
     for entry in sorted(root.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".yaml"):
             profile = load_profile(Path(str(entry)))
@@ -298,7 +391,7 @@ def builtin_profiles() -> dict[str, ModbusProfile | Dlt645Profile]:
     return found
 
 
-def find_profiles(extra_dirs: list[Path]) -> dict[str, ModbusProfile | Dlt645Profile]:
+def find_profiles(extra_dirs: list[Path]) -> dict[str, DeviceProfile]:
     """Built-in profiles plus those in ``extra_dirs`` (a site's own files override built-ins by name)."""
     profiles = dict(builtin_profiles())
     for directory in extra_dirs:
@@ -311,6 +404,10 @@ def find_profiles(extra_dirs: list[Path]) -> dict[str, ModbusProfile | Dlt645Pro
 
 
 __all__ = [
+    "Cjt188ExtraField",
+    "Cjt188PointSpec",
+    "Cjt188Profile",
+    "DeviceProfile",
     "Dlt645PointSpec",
     "Dlt645Profile",
     "ModbusFunction",

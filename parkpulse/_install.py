@@ -31,6 +31,8 @@ SERVER_COMMANDS: Final[dict[str, str]] = {
     "demo": "Run a simulated park end to end on local services and print what was stored.",
     "registry": "Parks, sites and devices: add, update, import and export the registry ingest and aggregation use.",
     "meter-event": "Meter events: replacements, CT/PT ratio changes and confirmed resets (exact energy across them).",
+    "alarms": "Operational alarms: list, acknowledge, evaluate the rules; notification delivery.",
+    "targets": "Energy and carbon targets per park and their 预警 levels.",
     "quarantine": "Inspect and replay quarantined (rejected) messages and CSV rows.",
     "dr": "Demand response: flexibility, baselines, events, DR capacity.",
     "api": "Serve the utility API.",

@@ -14,6 +14,9 @@ import typer
 
 from aggregation._cli import AFTER_RUN, aggregate, register_import_commands, report_app
 from aggregation._events_cli import meter_events_app
+from alarms._alarms_cli import alarms_app
+from alarms._notify_cli import deliveries, notify
+from alarms._targets_cli import report_projection, targets_app
 from api._cli import create_key, keys_app, serve, ven_app
 from dashboards._cli import dashboards_app
 from flex._cli import dr_app
@@ -26,6 +29,8 @@ from reports._cli import register_report_commands
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=True)
 import_app = typer.Typer(help="Import historical readings and declared (non-metered) data.", no_args_is_help=True)
+#: The demo scenario's meter that goes silent (simulators/scenarios/demo_park.yaml): office HVAC, level 3.
+DEMO_SILENT_METER = "hvac-office-1"
 app = typer.Typer()  # the commands defined in this module; register_server_commands copies them over
 
 
@@ -50,12 +55,35 @@ def register_server_commands(top: typer.Typer) -> None:
     top.add_typer(registry_app, name="registry")
     top.add_typer(meter_events_app, name="meter-event")
     top.registered_commands.extend(app.registered_commands)
-    if _write_monthly_reports not in AFTER_RUN:
-        AFTER_RUN.append(_write_monthly_reports)
+    top.add_typer(alarms_app, name="alarms")
+    alarms_app.command("notify")(notify)
+    alarms_app.command("deliveries")(deliveries)
+    top.add_typer(targets_app, name="targets")
+    report_app.command("projection")(report_projection)
+    for hook in (_write_monthly_reports, _evaluate_alarms, _evaluate_targets):
+        if hook not in AFTER_RUN:
+            AFTER_RUN.append(hook)
 
 
-def _write_monthly_reports(database_url: str, reports_dir: Path) -> list[str]:
+def _evaluate_alarms(database_url: str, reports_dir: Path | None) -> list[str]:
+    """After each aggregation run: the operational alarm rules of the parks that changed."""
+    from alarms._evaluate import after_aggregate
+
+    return after_aggregate(database_url, reports_dir)
+
+
+def _evaluate_targets(database_url: str, reports_dir: Path | None) -> list[str]:
+    """After each aggregation run: the 预警 level of every park's targets (changes stored and notified)."""
+    del reports_dir
+    from alarms._warning_hook import after_aggregate
+
+    return after_aggregate(database_url)
+
+
+def _write_monthly_reports(database_url: str, reports_dir: Path | None) -> list[str]:
     """``aggregate --reports-dir``: the closed months' report files, one line per file written or failed."""
+    if reports_dir is None:
+        return []
     from reports._schedule import after_aggregate
 
     lines = []
@@ -172,18 +200,23 @@ def demo(
     from rich.console import Console
 
     from infra.settings import ServiceSettings
+    from parkpulse._demo_alarms import run_targets_and_alarms
     from parkpulse.demo import print_result, run_demo, run_indicators
     from simulators import load_scenario
 
     configure_logging("WARNING")
     console = Console()
+    # one meter goes silent for the last 3 hours, so the alarm step has something real to report
     scenario = load_scenario().with_overrides(extra_meters=meters, duplicate_message_rate=0.01,
-                                              malformed_message_rate=0.005)
+                                              malformed_message_rate=0.005, silent_device=DEMO_SILENT_METER,
+                                              silent_last_s=3 * 3600)
     result = asyncio.run(run_demo(scenario, duration=duration, speed=speed, seed=seed, console=console))
     print_result(result, console, verbose=verbose)
     if not result.complete:
         raise typer.Exit(1)
-    run_indicators(ServiceSettings().database_url, result.report, scenario.park.timezone, console)  # type: ignore[call-arg]
+    database_url = ServiceSettings().database_url  # type: ignore[call-arg]
+    run_indicators(database_url, result.report, scenario.park.timezone, console)
+    run_targets_and_alarms(database_url, scenario.park.id, result.report.simulated_end, console)
 
 
 @bench_app.command("ingest", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -1,7 +1,7 @@
 """The ``parkpulse`` command line: one sub-command per service or job.
 
-The edge commands (``edge``, ``edge-outbox``, ``protocol-sim``, ``simulate``, ``schema``) work in every
-install. The server's commands come from :mod:`parkpulse._server_cli` when the server packages are
+The edge commands (``edge``, ``edge-outbox``, ``edge-discover``, ``protocol-sim``, ``simulate``, ``schema``)
+work in every install. The server's commands come from :mod:`parkpulse._server_cli` when the server packages are
 installed; in the slim edge install they are listed as stand-ins that name the install command. Heavy
 imports happen inside the commands so ``parkpulse --help`` stays instant.
 """
@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from edge._cli import edge_command, edge_outbox_command
+from edge._cli import edge_command, edge_discover_command, edge_outbox_command
 from parkpulse._install import SERVER_HINT, missing_server_package, mount_stand_ins, server_installed
 from simulators import simulate
 from simulators.protocol._cli import protocol_sim_command
@@ -27,6 +27,7 @@ app.add_typer(schema_app, name="schema")
 app.command("simulate")(simulate)
 app.command("edge")(edge_command)
 app.command("edge-outbox")(edge_outbox_command)
+app.command("edge-discover")(edge_discover_command)
 app.command("protocol-sim")(protocol_sim_command)
 
 if server_installed():

@@ -79,6 +79,8 @@ _SPECS: Final[tuple[MetricSpec, ...]] = (
     # gas
     MetricSpec("gas_volume", "m3", _C, _G, "natural gas volume register (standard m3)", 0.0),
     MetricSpec("gas_flow", "m3/h", _I, _G, "natural gas flow rate"),
+    MetricSpec("gas_volume_working", "m3", _C, _G,
+               "natural gas volume register at line (working) conditions, not corrected to standard m3", 0.0),
     # heat, cooling, steam, water
     MetricSpec("heat_energy", "GJ", _C, _H, "heat meter energy register", 0.0),
     MetricSpec("heat_power", "kW", _I, _H, "heat meter thermal power"),
@@ -88,6 +90,13 @@ _SPECS: Final[tuple[MetricSpec, ...]] = (
     MetricSpec("cooling_energy", "kWh", _C, _K, "cooling energy register", 0.0),
     MetricSpec("steam_mass", "m3", _C, Carrier.STEAM, "steam register (volume equivalent)", 0.0),
     MetricSpec("water_volume", "m3", _C, _W, "water volume register", 0.0),
+    MetricSpec("heat_volume", "m3", _C, _H, "volume of heating/cooling water through a heat meter (register)", 0.0),
+    MetricSpec("heat_volume_flow", "m3/h", _I, _H, "flow rate of heating/cooling water through a heat meter", 0.0),
+    MetricSpec("cooling_power", "kW", _I, _K, "cooling meter thermal power", 0.0),
+    MetricSpec("water_flow", "m3/h", _I, _W, "water flow rate", 0.0),
+    # meter condition (CJ/T 188 status bytes)
+    MetricSpec("battery_low", "state", _S, _N, "meter battery voltage low (1) or normal (0)", 0.0, 1.0),
+    MetricSpec("valve_state", "state", _S, _N, "meter valve: 0 open, 1 closed, 2 abnormal", 0.0, 2.0),
     # environment
     MetricSpec("indoor_temperature", "degC", _I, _N, "indoor air temperature", -50.0, 80.0),
     MetricSpec("outdoor_temperature", "degC", _I, _N, "outdoor air temperature", -60.0, 70.0),

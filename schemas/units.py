@@ -32,6 +32,8 @@ _UNITS: Final[tuple[Unit, ...]] = (
     Unit("MWh", "energy", 3600.0),
     Unit("MJ", "energy", 1.0),
     Unit("GJ", "energy", 1000.0),
+    Unit("J", "energy", 0.000001),      # CJ/T 188 heat meters' unit codes 01H, 0BH
+    Unit("kJ", "energy", 0.001),
     # reactive energy, base kvarh
     Unit("kvarh", "reactive_energy", 1.0),
     # power, base kW
@@ -50,9 +52,12 @@ _UNITS: Final[tuple[Unit, ...]] = (
     Unit("L", "volume", 0.001),
     Unit("m3/h", "volume_flow", 1.0),
     Unit("L/s", "volume_flow", 3.6),
+    Unit("L/h", "volume_flow", 0.001),  # CJ/T 188 unit code 32H
     # temperature (affine: same-unit only)
     Unit("degC", "temperature", 1.0),
     Unit("K", "temperature", 1.0),
+    # time, base h (a heat meter's working time)
+    Unit("h", "time", 1.0),
     # dimensionless
     Unit("1", "ratio", 1.0),
     Unit("%", "ratio", 0.01),

@@ -226,6 +226,8 @@ class _Run:
         self.seq: dict[str, int] = {d.spec.id: 0 for d in model.devices}
         self.counts: Counter[tuple[str, str]] = Counter()
         self.topics = {d.spec.id: build_topic(self.park_id, d.spec.id, TopicKind.READINGS) for d in model.devices}
+        self.silent_device = scenario.faults.silent_device
+        self.silent_from = report.simulated_end - timedelta(seconds=scenario.faults.silent_last_s)
 
     async def publish_births(self) -> None:
         """Retained birth then online status for every device, all acknowledged before any data."""
@@ -268,6 +270,8 @@ class _Run:
     async def _publish_device(self, device: DeviceModel, samples: list[tuple[datetime, str, dict[str, float]]],
                               sent_at: datetime) -> None:
         device_id, metrics, report = device.spec.id, device.metrics, self.report
+        if device_id == self.silent_device:  # the meter that went quiet publishes nothing after it did
+            samples = [s for s in samples if s[0] < self.silent_from]
         per_message = max(1, MAX_READINGS_PER_MESSAGE // len(metrics))
         for first in range(0, len(samples), per_message):
             chunk = samples[first : first + per_message]

@@ -87,6 +87,10 @@ class FaultSpec(SpecModel):
 
     duplicate_message_rate: Fraction = 0.0
     malformed_message_rate: Fraction = 0.0
+    #: A meter that goes quiet: ``silent_device`` publishes nothing for the last ``silent_last_s`` seconds of
+    #: the simulated window (a dead meter or a cut bus), so the data-gap and offline alarms have a cause.
+    silent_device: str | None = None
+    silent_last_s: Annotated[float, Field(ge=0)] = 0.0
 
 
 class ExtraMeterTemplate(SpecModel):
@@ -145,7 +149,8 @@ class Scenario(SpecModel):
 
     def with_overrides(self, *, park_id: str | None = None, extra_meters: int | None = None,
                        duplicate_message_rate: float | None = None, malformed_message_rate: float | None = None,
-                       sample_interval_s: int | None = None, batch_interval_s: int | None = None) -> Scenario:
+                       sample_interval_s: int | None = None, batch_interval_s: int | None = None,
+                       silent_device: str | None = None, silent_last_s: float | None = None) -> Scenario:
         """A validated copy with CLI-style overrides applied (``None`` keeps the scenario's value).
 
         ``park_id`` lets tests and parallel load generators publish the same park under distinct topics.
@@ -157,6 +162,8 @@ class Scenario(SpecModel):
             data["extra_meters"] = extra_meters
         for section, key, value in (("faults", "duplicate_message_rate", duplicate_message_rate),
                                     ("faults", "malformed_message_rate", malformed_message_rate),
+                                    ("faults", "silent_device", silent_device),
+                                    ("faults", "silent_last_s", silent_last_s),
                                     ("simulation", "sample_interval_s", sample_interval_s),
                                     ("simulation", "batch_interval_s", batch_interval_s)):
             if value is not None:

@@ -9,6 +9,11 @@ Values are encoded at request time from :meth:`SimMeter.sample`: primary value -
 secondary value (divided by the CT/PT ratio) -> raw register (divided by the scale) -> registers in the
 profile's data type and word order. An offline meter answers with exception 0x0B (gateway target did
 not respond); ``garbage`` corrupts the reply bytes on the wire.
+
+:meth:`ModbusSimServer.start_serial` serves the same meters as Modbus RTU slaves on a serial port (one
+end of a ``socat`` pty pair, or a real RS-485 adapter). There an offline meter is silent, as on a real bus,
+and :attr:`ModbusSimDevice.wire_fault` damages its replies: ``checksum`` (bad CRC), ``noise`` (random
+bytes) or ``cut`` (the frame stops half-way), for every reply or the next ``wire_fault_replies``.
 """
 
 from __future__ import annotations
@@ -16,16 +21,18 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
+from typing import Literal
 
 from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusTcpServer
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType as SimDataType
 from pymodbus.simulator import SimData, SimDevice
 
 from edge.errors import RegisterDecodeError
 from edge.profile import ModbusFunction, ModbusPoint, ModbusProfile, plan_reads
 from edge.registers import encode_registers
+from edge.serial_bus import SerialBusSettings
 from simulators.protocol.physics import SimMeter
 
 logger = logging.getLogger(__name__)
@@ -42,6 +49,22 @@ class ModbusSimDevice:
     meter: SimMeter
     ct_ratio: float = 1.0
     pt_ratio: float = 1.0
+    #: Serial only: damage replies on the wire (bad CRC, random bytes, a frame cut off half-way).
+    wire_fault: Literal["checksum", "noise", "cut"] | None = None
+    #: With ``wire_fault``: damage only the next n replies (None: every reply).
+    wire_fault_replies: int | None = None
+
+    def damage(self, frame: bytes) -> bytes:
+        """An RTU reply frame as it leaves this meter, after :attr:`wire_fault` (if any applies)."""
+        if self.wire_fault is None or self.wire_fault_replies == 0:
+            return frame
+        if self.wire_fault_replies is not None:
+            self.wire_fault_replies -= 1
+        if self.wire_fault == "noise":
+            return bytes(random.getrandbits(8) for _ in frame)
+        if self.wire_fault == "cut":
+            return frame[:len(frame) // 2]
+        return frame[:-1] + bytes([frame[-1] ^ 0xFF])
 
 
 def raw_register_values(point: ModbusPoint, primary: float, *, ct_ratio: float, pt_ratio: float) -> list[int]:
@@ -69,7 +92,7 @@ class ModbusSimServer:
         self.devices = {d.unit_id: d for d in devices}
         self.requests = 0
         self._sim_devices = [self._sim_device(d) for d in devices]
-        self._server: ModbusTcpServer | None = None
+        self._server: ModbusTcpServer | ModbusSerialServer | None = None
 
     def _sim_device(self, device: ModbusSimDevice) -> SimDevice:
         points = device.profile.resolved_points()
@@ -122,6 +145,29 @@ class ModbusSimServer:
         if device.meter.faults.garbage == "noise":
             return bytes(random.getrandbits(8) for _ in data)
         return data[:7] + bytes([data[7] ^ 0x80 | 0x40]) + data[8:]  # not a valid function code
+
+    def _trace_rtu(self, sending: bool, data: bytes) -> bytes:
+        """Serial replies: silence for offline meters, then the ``garbage`` and ``wire_fault`` damage."""
+        if not sending or not data:
+            return data
+        device = self.devices.get(data[0])
+        if device is None or device.meter.faults.offline:
+            return b""  # nobody at that address, or a dead meter: on RS-485 that is silence
+        if device.meter.faults.garbage == "noise":
+            data = bytes(random.getrandbits(8) for _ in data)
+        elif device.meter.faults.garbage == "checksum":
+            data = data[:-1] + bytes([data[-1] ^ 0xFF])
+        return device.damage(data)
+
+    async def start_serial(self, line: SerialBusSettings) -> None:
+        """Serve the meters as Modbus RTU slaves on the serial port ``line.port`` (in the background)."""
+        self._server = ModbusSerialServer(
+            self._sim_devices, framer=FramerType.RTU, port=line.port, baudrate=line.baudrate,
+            bytesize=line.bytesize, parity=line.parity, stopbits=line.stopbits, trace_packet=self._trace_rtu,
+        )
+        await self._server.serve_forever(background=True)
+        logger.info("Modbus RTU simulator on serial %s (%s) serving units %s", line.port, line.line,
+                    sorted(self.devices))
 
     async def start(self) -> None:
         """Listen in the background of the running event loop."""

@@ -2,4 +2,4 @@
 
 from importlib.util import find_spec
 
-collect_ignore = [] if find_spec("psycopg") else ["test_agent.py", "test_outage.py"]
+collect_ignore = [] if find_spec("psycopg") else ["test_agent.py", "test_outage.py", "test_cjt188_agent.py"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -149,8 +150,19 @@ def test_summary_shows_totals_and_only_the_devices_not_fully_stored():
     assert "3 messages: invalid_json 1, schema_violation 2" in text
     device_lines = [line for line in lines if re.match(r"^ *(m1|m2|pv)", line)]
     assert len(device_lines) == 1
-    assert device_lines[0].split() == ["m2-hall-a", "240", "237", "active_power"]
+    assert device_lines[0].split() == ["m2-hall-a", "240", "237", "missing:", "active_power"]
     assert "some published readings are missing" in text
+
+
+def test_readings_left_by_an_earlier_run_are_shown_but_do_not_fail_the_demo():
+    result = _result({("pv-1", "active_power"): 125})   # 5 more stored than published: an earlier run's
+    result = replace(result, complete=True)
+    (row,) = device_rows(result)
+    assert (row.device_id, row.published, row.stored, row.short_metrics, row.extra_metrics) == (
+        "pv-1", 240, 245, (), ("active_power",))
+    text = "\n".join(_render_result(result, verbose=False))
+    assert "also stored by an earlier run: active_power" in text
+    assert "every published reading is stored exactly once" in text
 
 
 def test_verbose_lists_every_device_and_a_complete_run_none():
