@@ -124,7 +124,8 @@ def build_reader(device: DeviceConfig, profile: DeviceProfile | None, pool: Endp
             from edge.readers.opcua import OpcUaReader  # noqa: PLC0415 - asyncua is an optional extra
         except ImportError as exc:
             raise ConfigError(f"device {device.id}: {exc}") from None
-        return OpcUaReader(device.id, transport, pool.opcua(transport), clock=clock)
+        reader: DeviceReader = OpcUaReader(device.id, transport, pool.opcua(transport), clock=clock)
+        return reader
     if profile is None:
         raise ConfigError(f"device {device.id}: name its profile")
     if isinstance(profile, ModbusProfile) and isinstance(transport, ModbusTcpTransport):
