@@ -27,6 +27,7 @@ from edge.config import (
     EdgeConfig,
     EdgeSettings,
     ModbusTcpTransport,
+    OpcUaTransport,
     broker_url,
     device_credentials,
 )
@@ -155,6 +156,8 @@ class EdgeAgent:
         profiles = find_profiles(config.profile_paths)
         self.profiles: dict[str, DeviceProfile] = {}
         for device in config.devices:
+            if isinstance(device.transport, OpcUaTransport):
+                continue  # an OPC UA device lists its nodes in edge.yaml: no profile file
             if device.profile not in profiles:
                 raise ConfigError(f"device {device.id}: unknown profile {device.profile!r} "
                                   f"(known: {', '.join(sorted(profiles))})")
@@ -162,7 +165,7 @@ class EdgeAgent:
         self.endpoint = parse_mqtt_url(broker_url(config, settings))
         self.pool = EndpointPool()
         self.readers: dict[str, DeviceReader] = {
-            d.id: build_reader(d, self.profiles[d.id], self.pool,
+            d.id: build_reader(d, self.profiles.get(d.id), self.pool,
                                meter_utc_offset=timedelta(hours=config.meter_utc_offset_h), clock=clock)
             for d in config.devices
         }
@@ -191,8 +194,15 @@ class EdgeAgent:
         return DeviceSession(
             park_id=self.config.park_id, device_id=device.id, username=username, password=password,
             options=options, store=store, pacer=pacer, clock=self.clock,
-            birth=birth_metadata(device, self.profiles[device.id], self.config.agent_id), status=status,
+            birth=self._birth(device), status=status,
         )
+
+    def _birth(self, device: DeviceConfig) -> dict[str, Any]:
+        if isinstance(device.transport, OpcUaTransport):  # asyncua is installed: its reader was built
+            from edge.readers.opcua import opcua_birth_metadata  # noqa: PLC0415 - optional extra
+
+            return opcua_birth_metadata(device, self.config.agent_id)
+        return birth_metadata(device, self.profiles[device.id], self.config.agent_id)
 
     async def _status_fields(self, device_id: str) -> dict[str, Any]:
         assert self.store is not None
@@ -251,7 +261,7 @@ class EdgeAgent:
                     for task in (*session_tasks, *helper_tasks):
                         task.cancel()
             finally:
-                self.pool.close()
+                await self.pool.aclose()
                 self.running.clear()
 
     async def _status_loop(self, session: DeviceSession) -> None:

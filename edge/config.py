@@ -284,12 +284,8 @@ _OPCUA_BROWSE_PATH = r"^/?(?:\d+:)?[^/]+(?:/(?:\d+:)?[^/]+)*$"
 
 
 class OpcUaNode(_Model):
-    """One OPC UA variable read as a registry metric: ``value x scale`` in ``unit``, then to the canonical unit.
-
-    Give ``node_id`` (``ns=2;s=Boiler1.HeatPower``, or ``nsu=<namespace uri>;...`` when the server may
-    renumber its namespaces) or ``browse_path`` from the Root folder (``Objects/2:Boiler1/2:HeatPower``,
-    each element ``<namespace index>:<browse name>``, index 0 when left out).
-    """
+    """An OPC UA variable as a metric (``value x scale`` in ``unit``): by ``node_id`` (``ns=2;s=B1.Heat``,
+    ``nsu=<uri>;...`` if the server renumbers namespaces) or ``browse_path`` (``Objects/2:B1/2:Heat``)."""
 
     metric: str
     unit: str
@@ -311,11 +307,8 @@ class OpcUaNode(_Model):
 
 
 class OpcUaSecurity(_Model):
-    """Secure channel: policy and mode, the agent's application certificate (DER/PEM) and key (PEM).
-
-    ``server_cert_file`` pins the server's certificate; without it the agent takes the one the server
-    lists with its endpoints (trust on first use, as most OPC UA clients do).
-    """
+    """Secure channel: policy, mode, the agent's certificate and key; ``server_cert_file`` pins the server's
+    (without it the agent trusts the one the server lists with its endpoints, as most clients do)."""
 
     policy: Literal["None", "Basic256Sha256", "Aes128Sha256RsaOaep", "Aes256Sha256RsaPss"] = "None"
     mode: Literal["None", "Sign", "SignAndEncrypt"] = "None"
@@ -356,13 +349,9 @@ class OpcUaAuth(_Model):
 
 
 class OpcUaTransport(_Model):
-    """An OPC UA server (DCS, SCADA, PLC): the nodes to read, sampled by poll or subscription.
-
-    ``acquisition: poll`` reads every node on the device's ``poll_interval_s``; ``subscription`` has the
-    server sample each node every ``sampling_interval_ms`` and report changes, which the agent collects
-    on its poll schedule. ``timestamps: source`` stamps readings with the server's source timestamp
-    instead of the agent's clock.
-    """
+    """An OPC UA server (DCS, SCADA, PLC) and the nodes to read: polled every ``poll_interval_s``, or
+    (``acquisition: subscription``) sampled by the server every ``sampling_interval_ms``, changes collected at
+    each poll. ``timestamps: source`` uses the server's source timestamps instead of the agent's clock."""
 
     kind: Literal["opcua"]
     url: Annotated[str, Field(pattern=r"^opc\.tcp://[^/\s:]+(?::\d{1,5})?(?:/\S*)?$")]
@@ -401,8 +390,14 @@ class OpcUaTransport(_Model):
         return None if carrier is None or kind is None else (kind, carrier)
 
     @property
+    def endpoint_uri(self) -> str:
+        """The server's URL, for birth metadata and logs."""
+        return self.url
+
+    # host/port/address let code written for TCP transports label this one (agent.birth_metadata)
+    @property
     def host(self) -> str:
-        """The server's host name, for code that labels endpoints by host."""
+        """The server's host name."""
         return self.url.removeprefix("opc.tcp://").split("/", 1)[0].rsplit(":", 1)[0]
 
     @property
@@ -413,21 +408,16 @@ class OpcUaTransport(_Model):
 
     @property
     def address(self) -> str:
-        """The endpoint path of the URL ("" for the server root)."""
-        parts = self.url.removeprefix("opc.tcp://").split("/", 1)
-        return parts[1] if len(parts) > 1 else ""
+        """The endpoint path of the URL."""
+        return self.url.removeprefix("opc.tcp://").partition("/")[2]
 
     def resolved(self, base_dir: Path) -> OpcUaTransport:
         """A copy whose certificate, key and password files are absolute (relative to ``edge.yaml``)."""
-        def fix(path: Path | None) -> Path | None:
-            return path if path is None or path.is_absolute() else base_dir / path
-        sec, auth = self.security, self.auth
-        return self.model_copy(update={
-            "security": sec.model_copy(update={"cert_file": fix(sec.cert_file), "key_file": fix(sec.key_file),
-                                               "server_cert_file": fix(sec.server_cert_file)}),
-            "auth": auth.model_copy(update={"password_file": fix(auth.password_file), "cert_file": fix(auth.cert_file),
-                                            "key_file": fix(auth.key_file)}),
-        })
+        def fix(model: _Model, *names: str) -> _Model:
+            paths = {n: getattr(model, n) for n in names if getattr(model, n) is not None}
+            return model.model_copy(update={n: p if p.is_absolute() else base_dir / p for n, p in paths.items()})
+        return self.model_copy(update={"security": fix(self.security, "cert_file", "key_file", "server_cert_file"),
+                                       "auth": fix(self.auth, "password_file", "cert_file", "key_file")})
 
 
 Transport = Annotated[ModbusTcpTransport | Dlt645TcpTransport | ModbusRtuTransport | Dlt645SerialTransport

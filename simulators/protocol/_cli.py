@@ -41,7 +41,11 @@ SERIAL_BUS_ID = "bus-1"
 
 
 def protocol_sim_command(
+    protocol: Annotated[str | None, typer.Argument(
+        help="'opcua': serve a simulated boiler and chiller over OPC UA instead (pip install "
+             "'parkpulse[edge,opcua]'); --port, --host, --write-config apply", show_default=False)] = None,
     *,
+    port: Annotated[int, typer.Option(help="OPC UA port (with 'opcua')")] = 4840,
     modbus: Annotated[int, typer.Option(help="Modbus meters (alternating SDM630 / DTSU666)")] = 2,
     dlt645: Annotated[int, typer.Option(help="DL/T 645-2007 meters on one bus")] = 1,
     host: Annotated[str, typer.Option(help="Listen address")] = "127.0.0.1",
@@ -66,6 +70,10 @@ def protocol_sim_command(
     """Run protocol simulators until Ctrl-C (the agent under test talks to them like to real meters)."""
     import yaml
 
+    if protocol is not None:
+        _serve_opcua(protocol, host=host, port=port, park_id=park_id, poll_interval_s=poll_interval_s,
+                     write_config=write_config)
+        return
     from infra.logconfig import configure_logging
     from simulators.protocol.cjt188 import cli_line
     from simulators.protocol.site import build_site
@@ -115,6 +123,50 @@ def protocol_sim_command(
         if socat is not None:
             socat.terminate()
             socat.wait(timeout=5)
+
+
+def _serve_opcua(protocol: str, *, host: str, port: int, park_id: str, poll_interval_s: float,
+                 write_config: Path | None) -> None:
+    """``protocol-sim opcua``: the OPC UA boiler and chiller (simulators.protocol.opcua) until Ctrl-C."""
+    import logging
+
+    import yaml
+
+    if protocol != "opcua":
+        raise typer.BadParameter(f"unknown protocol {protocol!r}: 'opcua' is the one served this way "
+                                 "(Modbus, DL/T 645 and CJ/T 188 meters: --modbus N, --dlt645 N, --cjt188 N)")
+    try:
+        from simulators.protocol.opcua import OpcUaSimServer, opcua_device_entries
+    except ImportError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    from infra.logconfig import configure_logging
+    from simulators.errors import SimulatorError
+
+    configure_logging()
+    logging.getLogger("asyncua").setLevel(logging.WARNING)  # its INFO is one line per node at start
+    sim = OpcUaSimServer(host=host, port=port)
+    if write_config is not None:
+        config = {"agent_id": "sim-agent", "park_id": park_id, "outbox": {"path": "edge-outbox.sqlite"},
+                  "devices": opcua_device_entries(sim.url, poll_interval_s=poll_interval_s)}
+        write_config.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        typer.echo(f"wrote {write_config}")
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await sim.start()
+        typer.echo(f"serving a boiler and a chiller over OPC UA at {sim.url}")
+        await stop.wait()
+        await sim.stop()
+
+    try:
+        asyncio.run(serve())
+    except SimulatorError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
 
 
 def _line(port: str, protocol: SerialProtocol, baudrate: int | None, parity: str | None) -> SerialBusSettings:
