@@ -13,6 +13,8 @@ from api._meter_events import router as meter_events_router
 from api._registry import router as registry_router
 from api._reports import router as reports_router
 from api._targets import router as targets_router
+from api._uplink import router as uplink_router
+from api._vpp import router as vpp_router
 
 OPERATOR_ROUTERS: list[APIRouter] = [
     alarms_router,
@@ -23,4 +25,6 @@ OPERATOR_ROUTERS: list[APIRouter] = [
     registry_router,
     reports_router,
     targets_router,
+    uplink_router,
+    vpp_router,
 ]

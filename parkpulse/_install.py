@@ -40,6 +40,8 @@ SERVER_COMMANDS: Final[dict[str, str]] = {
     "ven": "OpenADR 3 VEN: push ParkPulse reports to the configured VTN.",
     "dashboards": "Grafana dashboards as code: build JSON files, deploy over the HTTP API.",
     "bench": "Benchmarks that print figures.",
+    "uplink": "Uploads to the government energy online-monitoring platforms.",
+    "vpp": "Virtual power plant: OpenADR 2.0b/3 VENs, dispatch to devices, live M&V.",
 }
 
 

@@ -25,6 +25,8 @@ from ingest._cli import quarantine_app
 from parkpulse._registry_cli import registry_app
 from parkpulse.services import services_app
 from reports._cli import register_report_commands
+from uplink._cli import uplink_app
+from vpp._cli import vpp_app
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=True)
@@ -60,6 +62,8 @@ def register_server_commands(top: typer.Typer) -> None:
     alarms_app.command("deliveries")(deliveries)
     top.add_typer(targets_app, name="targets")
     report_app.command("projection")(report_projection)
+    top.add_typer(uplink_app, name="uplink")
+    top.add_typer(vpp_app, name="vpp")
     for hook in (_write_monthly_reports, _evaluate_alarms, _evaluate_targets):
         if hook not in AFTER_RUN:
             AFTER_RUN.append(hook)

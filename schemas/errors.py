@@ -53,3 +53,13 @@ class InvalidFeedbackError(SchemaError):
                          f"ParkPulse ingest (is another publisher writing to the errors topic?)")
         self.field = field
         self.reason = reason
+
+
+class InvalidCommandError(SchemaError):
+    """A command or command acknowledgement (``…/cmd``, ``…/ack`` topics) that does not follow its schema."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"command payload, {field}: {reason}; expected a parkpulse-command-v1 or "
+                         f"parkpulse-command-ack-v1 message (`parkpulse schema export` prints the schemas)")
+        self.field = field
+        self.reason = reason

@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("parkpulse",),                         # the command line, the demo, the local-services manager
     ("api", "dashboards"),                  # what people and utilities see: the utility API, Grafana
-    ("flex", "simulators", "reports", "alarms"),  # DR and flexibility; simulated parks; report files; 预警 and alarms
+    ("vpp",),                               # the DR loop: OpenADR 2.0b/3 VENs, event intake, dispatch, live M&V
+    ("flex", "simulators", "reports", "alarms", "uplink"),  # DR and flexibility; simulated parks; report
+                                            # files; 预警 and alarms; uploads to the energy monitoring platforms
     ("ingest", "edge", "aggregation"),      # the services: MQTT → database, meters → MQTT, readings → indicators
     ("infra",),                             # shared infrastructure: settings, paths, logging, lazy exports, db
     ("schemas",),                           # the contracts: topics, payloads, metrics, units, SQL
