@@ -47,6 +47,10 @@ class DeclaredKind:
 KINDS: Final[dict[str, DeclaredKind]] = {k.name: k for k in (
     DeclaredKind("value_added", "10^4 CNY", False, "optional", "industrial value added (工业增加值)",
                  ("万元", "1e4 CNY", "10k CNY")),
+    DeclaredKind("gross_output", "10^4 CNY", False, "optional", "gross industrial output value (工业总产值), "
+                 "reported to the online-monitoring platforms (uplink/)", ("万元", "1e4 CNY", "10k CNY")),
+    DeclaredKind("product_output", "t", False, "optional", "output of a product with a consumption-limit standard "
+                 "(产品产量; subject: the product), reported by uplink/", ("吨",)),
     DeclaredKind("fuel", "", False, "fuel", "fuel consumed, unit as in the factor registry (t or m3)"),
     DeclaredKind("green_certificates", "cert", False, "optional", "green electricity certificates retired "
                  "(绿证, excluding those bundled with green-power trades)", ("张", "certificate", "GEC")),
@@ -66,6 +70,7 @@ KINDS: Final[dict[str, DeclaredKind]] = {k.name: k for k in (
 #: CLI command → default kind (a ``kind`` column in the file may name another kind of the same family).
 COMMANDS: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
     "value-added": ("value_added", ("value_added",)),
+    "output": ("gross_output", ("gross_output", "product_output")),
     "fuels": ("fuel", ("fuel",)),
     "green-certificates": ("green_certificates", ("green_certificates", "green_power_trade")),
     "process-emissions": ("process_emissions", ("process_emissions",)),

@@ -23,6 +23,7 @@ from dashboards.boards._common import (
     steps_up,
 )
 from dashboards.boards.alarms import alarm_row
+from dashboards.boards.uplink import uplink_row
 from schemas import Quality
 
 TS = Format.TIME_SERIES
@@ -211,5 +212,6 @@ def board(ctx: BuildContext) -> Board:
         uid="pp-ingest-health", title=T("数据质量与接入健康", "Data quality and ingest health"),
         description=T("告警、接入速率与延迟、隔离、离线设备、估算占比与完整性",
                       "Alarms, ingest rate and lag, quarantine, offline devices, estimated share and completeness"),
-        rows=(alarm_row(ctx), ingest, devices, quality, jobs), variables=(PARK_VAR, BUILDING_VAR, DEVICE_VAR),
+        rows=(alarm_row(ctx), ingest, devices, quality, jobs, uplink_row(ctx)),
+        variables=(PARK_VAR, BUILDING_VAR, DEVICE_VAR),
         time_from="now-6h", refresh="30s", tags=("health",))
