@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from edge.commands_agent import CommandService
 from edge.config import (
     DeviceConfig,
     EdgeConfig,
@@ -170,6 +171,7 @@ class EdgeAgent:
             for d in config.devices
         }
         self.health = {d.id: DeviceHealth() for d in config.devices}
+        self.commands = CommandService(config, self.profiles, self.readers, clock)  # setpoints (edge/commands.py)
         self.sessions: dict[str, DeviceSession] = {}
         self.store: AsyncOutbox | None = None
         self.running = asyncio.Event()
@@ -194,7 +196,7 @@ class EdgeAgent:
         return DeviceSession(
             park_id=self.config.park_id, device_id=device.id, username=username, password=password,
             options=options, store=store, pacer=pacer, clock=self.clock,
-            birth=self._birth(device), status=status,
+            birth=self._birth(device), status=status, commands=self.commands.handlers.get(device.id),
         )
 
     def _birth(self, device: DeviceConfig) -> dict[str, Any]:
@@ -217,6 +219,10 @@ class EdgeAgent:
             "outbox_dropped_readings": stats.dropped_readings,
             "agent_started_at": format_ts(self.started_at),
         })
+        handler = self.commands.handlers.get(device_id)
+        if handler is not None:  # setpoint commands (edge/commands.py)
+            fields["commands_applied"] = handler.stats.applied
+            fields["commands_rejected"] = sum(handler.stats.rejected.values())
         session = self.sessions.get(device_id)
         if session is not None:  # what ingest told this device about its rejected messages
             fields["feedback_received"] = session.feedback_received
@@ -247,6 +253,7 @@ class EdgeAgent:
                                     for d, s in self.sessions.items()]
                     poll_tasks = [tg.create_task(self._poll_loop(d), name=f"edge[{d.id}].poll")
                                   for d in cfg.devices]
+                    helper_tasks.append(tg.create_task(self.commands.run(), name="edge.commands"))
                     self.running.set()
                     await stop.wait()
                     logger.info("agent %s stopping: polls end, sessions drain for up to %.0fs",

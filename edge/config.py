@@ -35,6 +35,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from edge.commands_config import CommandsConfig
 from edge.errors import ConfigError
 from edge.outbox import Durability, FullPolicy
 from edge.serial_bus import SerialBusSettings
@@ -468,6 +469,7 @@ class EdgeConfig(_Model):
     profile_paths: list[Path] = []
     serial_buses: list[SerialBusSettings] = []
     devices: Annotated[list[DeviceConfig], Field(min_length=1)]
+    commands: CommandsConfig = CommandsConfig()  # setpoint handling (edge/commands_config.py)
 
     @model_validator(mode="after")
     def _unique_devices(self) -> EdgeConfig:

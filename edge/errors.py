@@ -8,6 +8,8 @@ Hierarchy::
     │   ├── DeviceTimeoutError       no (complete) answer within the timeout
     │   ├── DeviceConnectionError    TCP connect/reset/closed by the device or gateway
     │   ├── ModbusExceptionError     the device answered with a Modbus exception code
+    │   ├── SetpointWriteError       a setpoint write was refused or read back differently (write_failed)
+    │   │   └── DeviceOfflineError     the device could not be reached for a write (device_offline)
     │   └── FrameError               a DL/T 645 frame that cannot be decoded
     │       ├── IncompleteFrameError   more bytes are needed (partial frame; not garbage yet)
     │       ├── FrameSyncError         no 68 ... 68 start where one must be
@@ -18,6 +20,7 @@ Hierarchy::
     │       └── MeterReplyError          the meter answered D1H (abnormal reply) with an error byte
     ├── RegisterDecodeError          registers cannot be decoded as the profile says (count, type)
     ├── OutboxError                  the local store-and-forward database failed
+    ├── CommandAuditError            the local command audit database failed
     └── PublishRejectedError         the broker refused a publish (PUBACK reason code >= 0x80)
         └── NoSubscribersError         the broker accepted a reading but had nobody to deliver it to (0x10)
 
@@ -147,3 +150,18 @@ class NoSubscribersError(PublishRejectedError):
     has not yet got its *shared* subscriptions back (it does not persist them). Keeping the message in the
     outbox and retrying a little later turns that window into a delay instead of a loss.
     """
+
+
+class SetpointWriteError(DeviceError):
+    """A setpoint could not be applied: the device refused the write or read back another value.
+
+    Answered as ``write_failed`` (schemas.commands.RejectCode); the command is never retried by the edge.
+    """
+
+
+class DeviceOfflineError(SetpointWriteError):
+    """The device (or its gateway) could not be reached to apply a setpoint: answered ``device_offline``."""
+
+
+class CommandAuditError(EdgeError):
+    """The local command audit database (edge/commands_store.py) failed."""

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from edge import cjt188, cjt188_data
 from edge.dlt645 import register_max as bcd_register_max
 from edge.errors import ConfigError
+from edge.profile_writable import WritableSection
 from edge.registers import DataType, WordOrder, register_count, wrap_max
 from schemas import METRICS, UnitError, conversion_factor, get_unit
 
@@ -134,6 +135,7 @@ class ModbusProfile(_ProfileBase):
     max_gap_registers: Annotated[int, Field(ge=0, le=124)] = 0
     points: Annotated[list[ModbusPointSpec], Field(min_length=1)]
     energy_metric: str | None = None
+    writable: WritableSection | None = None  # setpoint registers (edge/profile_writable.py), None: read-only
 
     @model_validator(mode="after")
     def _unique_metrics(self) -> ModbusProfile:

@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from edge._cli import edge_command, edge_discover_command, edge_outbox_command
+from edge.commands_cli import edge_commands_app, edge_override_app
 from parkpulse._install import SERVER_HINT, missing_server_package, mount_stand_ins, server_installed
 from simulators import simulate
 from simulators.protocol._cli import protocol_sim_command
@@ -28,6 +29,8 @@ app.command("simulate")(simulate)
 app.command("edge")(edge_command)
 app.command("edge-outbox")(edge_outbox_command)
 app.command("edge-discover")(edge_discover_command)
+app.add_typer(edge_commands_app, name="edge-commands")
+app.add_typer(edge_override_app, name="edge-override")
 app.command("protocol-sim")(protocol_sim_command)
 
 if server_installed():

@@ -263,3 +263,11 @@ def zone_power_kw(zone: ZoneParams, indoor_c: float, *, outdoor_c: float, gains_
     power = zone.heat_sign * (outdoor_c + zone.resistance_k_per_kw * gains_kw - t_inf) / (
         zone.resistance_k_per_kw * zone.cop)
     return min(zone.rated_power_kw, max(0.0, power))
+
+
+def ramp_toward(current: float, target: float, rate_per_s: float, dt_s: float) -> float:
+    """``current`` moved toward ``target`` by at most ``rate_per_s x dt_s`` (a ramp-rate limit); exact on arrival."""
+    step = max(0.0, rate_per_s) * max(0.0, dt_s)
+    if abs(target - current) <= step:
+        return target
+    return current + step if target > current else current - step

@@ -68,6 +68,10 @@ class ModbusEndpoint:
         self._client = client
         return client
 
+    async def client(self, device_id: str) -> AsyncModbusTcpClient:
+        """The connected client (connecting if needed), for setpoint writers sharing this gateway (edge/writers)."""
+        return await self._connected(device_id)
+
     async def read_registers(
         self, function: ModbusFunction, start: int, count: int, *, unit_id: int, device_id: str
     ) -> list[int]:

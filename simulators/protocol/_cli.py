@@ -43,7 +43,9 @@ SERIAL_BUS_ID = "bus-1"
 def protocol_sim_command(
     protocol: Annotated[str | None, typer.Argument(
         help="'opcua': serve a simulated boiler and chiller over OPC UA instead (pip install "
-             "'parkpulse[edge,opcua]'); --port, --host, --write-config apply", show_default=False)] = None,
+             "'parkpulse[edge,opcua]'); 'flex': a battery, EV chargers and a chiller that take setpoints over "
+             "Modbus TCP (--modbus-port), behind a boundary meter; --port, --host, --write-config apply",
+        show_default=False)] = None,
     *,
     port: Annotated[int, typer.Option(help="OPC UA port (with 'opcua')")] = 4840,
     modbus: Annotated[int, typer.Option(help="Modbus meters (alternating SDM630 / DTSU666)")] = 2,
@@ -70,6 +72,10 @@ def protocol_sim_command(
     """Run protocol simulators until Ctrl-C (the agent under test talks to them like to real meters)."""
     import yaml
 
+    if protocol == "flex":
+        _serve_flex(host=host, port=modbus_port, park_id=park_id,
+                    poll_interval_s=poll_interval_s, write_config=write_config)
+        return
     if protocol is not None:
         _serve_opcua(protocol, host=host, port=port, park_id=park_id, poll_interval_s=poll_interval_s,
                      write_config=write_config)
@@ -123,6 +129,35 @@ def protocol_sim_command(
         if socat is not None:
             socat.terminate()
             socat.wait(timeout=5)
+
+
+def _serve_flex(*, host: str, port: int, park_id: str, poll_interval_s: float, write_config: Path | None) -> None:
+    """``protocol-sim flex``: dispatchable devices (simulators.protocol.assets) on one Modbus TCP port until Ctrl-C."""
+    import yaml
+
+    from infra.logconfig import configure_logging
+    from simulators.protocol.site import build_flex_site
+
+    configure_logging()
+    site = build_flex_site(host=host, port=port)
+    if write_config is not None:
+        config = {"agent_id": "sim-agent", "park_id": park_id, "outbox": {"path": "edge-outbox.sqlite"},
+                  "devices": site.device_entries(poll_interval_s=poll_interval_s)}
+        write_config.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        typer.echo(f"wrote {write_config}")
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await site.start()
+        typer.echo(f"serving {', '.join([*site.meters, *site.assets])} over Modbus TCP at {host}:{port} "
+                   "(setpoint registers: edge/profiles/generic_*_modbus.yaml)")
+        await stop.wait()
+        await site.stop()
+
+    asyncio.run(serve())
 
 
 def _serve_opcua(protocol: str, *, host: str, port: int, park_id: str, poll_interval_s: float,

@@ -33,7 +33,9 @@ from edge.errors import RegisterDecodeError
 from edge.profile import ModbusFunction, ModbusPoint, ModbusProfile, plan_reads
 from edge.registers import encode_registers
 from edge.serial_bus import SerialBusSettings
+from simulators.protocol.assets import SetpointDevice
 from simulators.protocol.physics import SimMeter
+from simulators.protocol.writable import apply_write, fill_writable, writable_blocks
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +44,11 @@ _DUMMY_ADDRESS = 65000  # pymodbus needs a non-empty block per table; meters nev
 
 @dataclass
 class ModbusSimDevice:
-    """One meter behind the simulated gateway."""
+    """One meter behind the simulated gateway (or a device taking setpoints, simulators/protocol/assets.py)."""
 
     unit_id: int
     profile: ModbusProfile
-    meter: SimMeter
+    meter: SimMeter | SetpointDevice
     ct_ratio: float = 1.0
     pt_ratio: float = 1.0
     #: Serial only: damage replies on the wire (bad CRC, random bytes, a frame cut off half-way).
@@ -102,6 +104,16 @@ class ModbusSimServer:
         for block in blocks:
             tables[block.function].append(
                 SimData(block.start, count=block.count, values=0, datatype=SimDataType.REGISTERS))
+        writable = device.profile.writable if not isinstance(device.meter, SimMeter) else None
+        if writable is not None:  # setpoint registers a device with a writable profile serves besides its points
+            served = {a for b in blocks if b.function is ModbusFunction.HOLDING
+                      for a in range(b.start, b.start + b.count)}
+            for start, count in writable_blocks(writable):
+                free = [a for a in range(start, start + count) if a not in served]
+                if len(free) == count:
+                    tables[ModbusFunction.HOLDING].append(
+                        SimData(start, count=count, values=0, datatype=SimDataType.REGISTERS))
+                    served.update(free)
         for table in tables.values():
             if not table:
                 table.append(SimData(_DUMMY_ADDRESS, values=0, datatype=SimDataType.REGISTERS))
@@ -112,14 +124,19 @@ class ModbusSimServer:
             function_code: int, start_address: int, address: int, count: int,
             registers: list[int], set_values: list[int] | list[bool] | None,
         ) -> ExcCodes | None:
-            del address, count
+            del count
             self.requests += 1
             if device.meter.faults.offline:
                 return ExcCodes.GATEWAY_NO_RESPONSE
+            meter = device.meter
             if set_values is not None:
-                return ExcCodes.ILLEGAL_FUNCTION  # simulated meters are read-only
+                if writable is None or isinstance(meter, SimMeter):
+                    return ExcCodes.ILLEGAL_FUNCTION  # simulated meters are read-only
+                return apply_write(writable, meter, address, [int(v) for v in set_values])
             function = ModbusFunction.INPUT if function_code == 0x04 else ModbusFunction.HOLDING
-            values = device.meter.sample()
+            values = meter.sample()
+            if writable is not None and not isinstance(meter, SimMeter) and function is ModbusFunction.HOLDING:
+                fill_writable(writable, meter, start_address, registers)
             for point in by_function[function]:
                 if point.metric not in values:
                     continue

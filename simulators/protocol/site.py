@@ -2,6 +2,8 @@
 
 Used by tests, the benchmark and ``parkpulse protocol-sim`` to stand up real protocol peers quickly;
 :meth:`SimSite.device_entries` gives the matching ``devices:`` list for an ``edge.yaml``.
+:func:`build_flex_site` is the dispatchable variant: a battery, EV chargers and an HVAC unit that take
+setpoints over Modbus, and the park's boundary meter summing a base load and those devices.
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge.profile import Dlt645Profile, ModbusProfile, builtin_profiles
+from simulators.protocol.assets import SetpointDevice, SimBattery, SimBoundaryMeter, SimEvCharger, SimHvac
 from simulators.protocol.dlt645 import Dlt645SimMeter, Dlt645SimServer
 from simulators.protocol.modbus import ModbusSimDevice, ModbusSimServer
 from simulators.protocol.physics import Clock, SimMeter, wall_clock
 
 MODBUS_PROFILES = ("eastron_sdm630", "chint_dtsu666")
 DLT645_PROFILE = "dlt645_2007_3p"
+BATTERY_PROFILE, EV_PROFILE, HVAC_PROFILE = "generic_bess_modbus", "generic_ev_charger_modbus", "generic_hvac_modbus"
+BOUNDARY_PROFILE = "eastron_sdm630"
 
 
 @dataclass
@@ -26,6 +31,7 @@ class SimSite:
     modbus: ModbusSimServer | None
     dlt645: Dlt645SimServer | None
     meters: dict[str, SimMeter] = field(default_factory=dict)
+    assets: dict[str, SetpointDevice] = field(default_factory=dict)  # devices taking setpoints (build_flex_site)
     entries: list[dict[str, Any]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -93,4 +99,40 @@ def build_site(*, n_modbus: int = 2, n_dlt645: int = 1, host: str = "127.0.0.1",
     return site
 
 
-__all__ = ["SimSite", "build_site"]
+def build_flex_site(*, host: str = "127.0.0.1", port: int = 5020, clock: Clock = wall_clock, seed: int = 1,
+                    prefix: str = "flex", base_load_kw: float = 300.0, n_ev: int = 2) -> SimSite:
+    """A dispatchable park behind one Modbus TCP gateway (see :mod:`simulators.protocol.assets`).
+
+    Unit 1 is the boundary meter (``{prefix}-boundary``, SDM630 map, level 1, role park_boundary): a base load
+    of about ``base_load_kw`` plus every device below. Unit 2 the battery (``{prefix}-bess``), units 3.. the EV
+    chargers (``{prefix}-ev-1``...), then the HVAC unit (``{prefix}-hvac``). Under their own control the battery
+    idles, the chargers charge their cars at full power and the chiller holds 24 degC.
+    """
+    profiles = builtin_profiles()
+    site = SimSite(host=host, modbus=None, dlt645=None)
+    assets: list[tuple[str, str, SetpointDevice, str]] = [(f"{prefix}-bess", BATTERY_PROFILE, SimBattery(clock=clock),
+                                                           "battery")]
+    assets += [(f"{prefix}-ev-{i + 1}", EV_PROFILE, SimEvCharger(clock=clock, energy_needed_kwh=40.0 + 5 * i), "ev")
+               for i in range(n_ev)]
+    assets.append((f"{prefix}-hvac", HVAC_PROFILE, SimHvac(clock=clock), "hvac"))
+    boundary = SimBoundaryMeter(base_kw=base_load_kw, daily_swing=0.0, noise=0.002, seed=seed, clock=clock,
+                                energy_import_kwh=100_000.0, loads=[a[2] for a in assets])
+    devices: list[ModbusSimDevice] = []
+    rows: list[tuple[str, str, SimMeter | SetpointDevice, str, int]] = [
+        (f"{prefix}-boundary", BOUNDARY_PROFILE, boundary, "park_boundary", 1)]
+    rows += [(device_id, name, model, role, 3) for device_id, name, model, role in assets]
+    for unit, (device_id, name, model, role, level) in enumerate(rows, start=1):
+        profile = profiles[name]
+        assert isinstance(profile, ModbusProfile)
+        devices.append(ModbusSimDevice(unit, profile, model))
+        if isinstance(model, SimMeter):
+            site.meters[device_id] = model
+        else:
+            site.assets[device_id] = model
+        site.entries.append({"id": device_id, "profile": name, "metering_level": level, "role": role,
+                             "transport": {"kind": "modbus_tcp", "host": host, "port": port, "unit_id": unit}})
+    site.modbus = ModbusSimServer(devices, host=host, port=port)
+    return site
+
+
+__all__ = ["SimSite", "build_flex_site", "build_site"]
