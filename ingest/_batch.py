@@ -14,6 +14,7 @@ sanitised, and rate-limited per sender (:mod:`ingest._quarantine_gate`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -31,6 +32,7 @@ from schemas import (
     decode_status,
     parse_topic,
 )
+from schemas.payload_fast import MetricColumns, columns_from_decoded, decode_readings_columns, ts_from_pg_us
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +115,8 @@ class Batch:
     limits: QuarantineLimits = field(default_factory=QuarantineLimits)
     acks: list[AckHandle] = field(default_factory=list)
     messages: list[HeldMessage] = field(default_factory=list)
-    rows: dict[RowKey, list[tuple[datetime, float, int]]] = field(default_factory=dict)
+    #: accepted readings per series, as the column chunks of each message (ingest._copy_rows writes them)
+    rows: dict[RowKey, list[MetricColumns]] = field(default_factory=dict)
     quarantine: list[QuarantineRecord] = field(default_factory=list)
     births: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     activity: dict[tuple[str, str], DeviceActivity] = field(default_factory=dict)
@@ -139,6 +142,14 @@ class Batch:
     def is_empty(self) -> bool:
         """True when committing the batch would write nothing (only skipped messages to acknowledge)."""
         return not (self.rows or self.quarantine or self.births or self.activity or self.suppressed)
+
+    def readings(self) -> Iterator[tuple[RowKey, datetime, float, int]]:
+        """Every accepted reading as (series key, UTC time, canonical value, quality): for checks, not the hot path."""
+        for key, chunks in self.rows.items():
+            for chunk in chunks:
+                for ts_us, value, quality in zip(chunk.ts_us.tolist(), chunk.value.tolist(), chunk.quality.tolist(),
+                                                 strict=True):
+                    yield key, ts_from_pg_us(ts_us), value, quality
 
     def skip(self, ack: AckHandle | None) -> None:
         """Acknowledge a message with this batch without storing it (another partition stores it)."""
@@ -235,6 +246,18 @@ class Batch:
         return act
 
     def _add_readings(self, address: TopicAddress, topic: str, payload: bytes, received_at: datetime) -> None:
+        """Decode a readings message: the msgspec fast path when it accepts the whole message, else pydantic.
+
+        The fast path only ever accepts (:mod:`schemas.payload_fast`); any message it cannot vouch for is
+        decoded by :func:`schemas.decode_readings`, so rejections and their reasons are pydantic's.
+        """
+        fast = decode_readings_columns(address, payload, now=received_at, policy=self.policy)
+        if fast is not None:
+            self.n_readings_in += fast.n_readings
+            self.n_readings_valid += fast.n_readings
+            self._file_columns(address, fast.columns, received_at, newest=ts_from_pg_us(fast.newest_ts_us),
+                               seq=fast.seq, sent_at=fast.sent_at)
+            return
         decoded = decode_readings(address, payload, now=received_at, policy=self.policy)
         self.n_readings_in += max(decoded.n_readings_in, 1 if decoded.whole_message_rejected else 0)
         if decoded.rejections:
@@ -250,22 +273,22 @@ class Batch:
         if not decoded.readings:
             return
         self.n_readings_valid += len(decoded.readings)
-        park, device = address.park_id, address.device_id
-        rows = self.rows
-        buckets: dict[str, list[tuple[datetime, float, int]]] = {}  # this message's series, by metric
-        for metric, ts, value, quality in decoded.readings:
-            bucket = buckets.get(metric)
-            if bucket is None:
-                bucket = buckets[metric] = rows.setdefault(RowKey(park, device, metric), [])
-            bucket.append((ts, value, quality))
-        newest = max(r.ts for r in decoded.readings)
+        self._file_columns(address, columns_from_decoded(decoded), received_at,
+                           newest=max(r.ts for r in decoded.readings), seq=decoded.seq, sent_at=decoded.sent_at)
+
+    def _file_columns(self, address: TopicAddress, columns: tuple[MetricColumns, ...], received_at: datetime, *,
+                      newest: datetime, seq: int | None, sent_at: datetime | None) -> None:
+        """File one message's accepted columns under their series and update the device's session facts."""
+        park, device, rows = address.park_id, address.device_id, self.rows
+        for chunk in columns:
+            rows.setdefault(RowKey(park, device, chunk.metric), []).append(chunk)
         act = self._activity(address, received_at)
         if act.last_reading_ts is None or newest > act.last_reading_ts:
             act.last_reading_ts = newest
-        if decoded.seq is not None and (act.last_seq is None or decoded.seq > act.last_seq):
-            act.last_seq = decoded.seq
-            if decoded.sent_at is not None:
-                act.clock_offset_s = (decoded.sent_at - received_at).total_seconds()
+        if seq is not None and (act.last_seq is None or seq > act.last_seq):
+            act.last_seq = seq
+            if sent_at is not None:
+                act.clock_offset_s = (sent_at - received_at).total_seconds()
 
     def _device_message(self, address: TopicAddress, topic: str, payload: bytes,
                         received_at: datetime) -> dict[str, Any] | None:

@@ -137,6 +137,7 @@ class Committer:
             self.metrics.batches_isolated += 1
             return await self._isolate(batch)
         self._count(batch, result.quarantine_ids)
+        self.metrics.batches_direct += result.direct
         return CommitOutcome(result.stored, result.duplicates)
 
     async def _isolate(self, batch: Batch) -> CommitOutcome:

@@ -30,6 +30,7 @@ class IngestMetrics:
     batch_seconds_sum: float = 0.0
     storage_errors: int = 0
     batches_isolated: int = 0  # batches the database refused, split to find the offending message
+    batches_direct: int = 0  # batches whose readings were copied straight into readings (ingest._store)
     messages_store_refused: int = 0  # messages the database refused, quarantined as store_error
     messages_dead_lettered: int = 0  # messages written to the local dead-letter file
     messages_skipped_partition: int = 0  # acknowledged unread: another partition stores them
@@ -72,6 +73,8 @@ class IngestMetrics:
         metric("batch_write_seconds_total", "counter", "Time spent writing batches",
                [("", self.batch_seconds_sum)])
         metric("storage_errors_total", "counter", "Failed batch writes (retried)", [("", self.storage_errors)])
+        metric("batches_direct_total", "counter", "Batches copied straight into readings (no staging table)",
+               [("", self.batches_direct)])
         metric("batches_isolated_total", "counter", "Batches refused by the database and split to isolate the cause",
                [("", self.batches_isolated)])
         metric("messages_store_refused_total", "counter", "Messages the database refused, quarantined as store_error",

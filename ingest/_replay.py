@@ -419,14 +419,13 @@ class MemoryQuarantine:
                 continue
             stored = duplicates = 0
             for batch in prepared.batches:
-                for key, rows in batch.rows.items():
-                    for ts, _value, _quality in rows:
-                        identity = (key.park_id, key.device_id, key.metric, ts)
-                        if identity in self.stored_keys:
-                            duplicates += 1
-                        else:
-                            self.stored_keys.add(identity)
-                            stored += 1
+                for key, ts, _value, _quality in batch.readings():
+                    identity = (key.park_id, key.device_id, key.metric, ts)
+                    if identity in self.stored_keys:
+                        duplicates += 1
+                    else:
+                        self.stored_keys.add(identity)
+                        stored += 1
             result = conclude(entry, prepared, stored=stored, duplicates=duplicates)
             self.entries[entry.quarantine_id] = replace(entry, replayed_at=datetime.now(UTC),
                                                         replay_outcome=result.outcome.value,

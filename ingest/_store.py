@@ -1,10 +1,20 @@
 """The database adapter: writes one :class:`~ingest._batch.Batch` per transaction, idempotently.
 
-Readings go by binary COPY into a per-connection temporary staging table, then
-``INSERT … SELECT … ON CONFLICT DO NOTHING`` into ``readings`` (primary key ``(series_id, ts)``), so a
-redelivered or replayed reading is skipped rather than duplicated. In the same transaction the store
-appends the change log (``reading_changes``) that aggregation jobs use as their dirty-range source,
-writes quarantine records, device metadata from birth messages, and per-device session status.
+Readings are written idempotently (primary key ``(series_id, ts)``: a redelivered or replayed reading is
+skipped, never duplicated), by one of two paths, both from one binary COPY buffer built from the decoder's
+columns (:mod:`ingest._copy_rows`):
+
+* **direct** (the usual batch): when the batch is certainly free of internal duplicates and every series'
+  first time is after the newest this instance committed (:class:`~ingest._copy_rows.RecentTimes`), the
+  buffer is copied straight into ``readings`` inside a savepoint. That check is only a hint — another
+  instance may hold the same messages after a redelivery — so the primary key stays the guard: a COPY that
+  meets a stored row fails as a whole, the savepoint rolls it back, and the batch takes the staging path.
+* **staging**: COPY into a per-connection temporary table, then ``INSERT … SELECT … ON CONFLICT DO NOTHING``.
+
+In the same transaction the store appends the change log (``reading_changes``) that aggregation jobs use as
+their dirty-range source, writes quarantine records, device metadata from birth messages, and per-device
+session status. Acknowledgements still follow the commit (ingest.service); ``synchronous_commit`` stays on,
+since acknowledging a commit whose WAL is not yet flushed could lose acknowledged readings in a crash.
 
 Errors are split in two: a lost or refused connection is :class:`StorageUnavailableError` (retry the same
 batch later), anything else the database refuses (bad data that validation let through, a constraint) is
@@ -23,9 +33,11 @@ from psycopg.types.json import Jsonb
 
 from ingest._admission import RegistryView
 from ingest._batch import Batch, RowKey
+from ingest._copy_rows import COPY_COLUMNS, PreparedRows, RecentTimes, prepare_rows
 from ingest._quarantine_gate import clean_text
 from ingest.errors import BatchRejectedError, StorageUnavailableError
 from schemas import METRICS
+from schemas.payload_fast import PG_EPOCH
 
 #: What the database may refuse in a batch that is not about the connection: the data or a constraint.
 #: (ValueError and friends come from adapting a Python value; KeyError from a series that vanished.)
@@ -68,6 +80,7 @@ class WriteResult:
     stored: int
     quarantined_messages: int
     quarantine_ids: tuple[int, ...] = ()  # ids of the batch's quarantine records, in record order
+    direct: bool = False  # the readings went straight into ``readings`` (no staging table)
 
     @property
     def duplicates(self) -> int:
@@ -86,6 +99,11 @@ class ReadingStore:
     database_url: str
     _conn: psycopg.AsyncConnection[Any] | None = None
     _series: dict[RowKey, int] = field(default_factory=dict)
+    _recent: RecentTimes = field(default_factory=RecentTimes)
+    #: batches written by the direct path / by the staging path (after a failed direct COPY or by choice)
+    direct_batches: int = 0
+    staged_batches: int = 0
+    direct_refused: int = 0
 
     async def connect(self) -> None:
         """Open the connection (if closed) and create the session's staging table."""
@@ -121,10 +139,12 @@ class ReadingStore:
         try:
             await self._resolve_series(conn, batch)
             quarantine_ids: tuple[int, ...] = ()
+            prepared = prepare_rows(batch.rows, self._series) if batch.rows else None
+            direct = False
             async with conn.transaction():
                 if batch.births:
                     await self._upsert_births(conn, batch)
-                staged, stored = await self._write_readings(conn, batch)
+                staged, stored, direct = await self._write_readings(conn, prepared)
                 if batch.quarantine:
                     quarantine_ids = await self._write_quarantine(conn, batch)
                 if batch.suppressed:
@@ -141,8 +161,10 @@ class ReadingStore:
         except _REFUSALS as exc:
             await self._recover_after_refusal()
             raise BatchRejectedError(clean_text(f"{type(exc).__name__}: {exc}", 500)) from exc
+        if prepared is not None:  # committed: later batches of these series are new if they are later
+            self._recent.committed(prepared)
         return WriteResult(staged=staged, stored=stored, quarantined_messages=len(batch.quarantine),
-                           quarantine_ids=quarantine_ids)
+                           quarantine_ids=quarantine_ids, direct=direct)
 
     async def _recover_after_refusal(self) -> None:
         """Make sure the connection is usable after a refused batch (drop it if it is not idle)."""
@@ -203,19 +225,26 @@ class ReadingStore:
                 found = {RowKey(p, d, m): sid for p, d, m, sid in await cur.fetchall()}
                 self._series.update(found)
 
-    async def _write_readings(self, conn: psycopg.AsyncConnection[Any], batch: Batch) -> tuple[int, int]:
-        if not batch.rows:
-            return 0, 0
-        staged = 0
+    async def _write_readings(self, conn: psycopg.AsyncConnection[Any], prepared: PreparedRows | None
+                              ) -> tuple[int, int, bool]:
+        """Write the batch's readings (direct when provably new, else staged); (staged, stored, direct)."""
+        if prepared is None or not prepared.n_rows:
+            return 0, 0, False
+        if self._recent.all_new(prepared):
+            try:
+                async with conn.transaction(), conn.cursor() as cur:  # a savepoint: a refusal keeps the batch
+                    async with cur.copy(f"COPY readings {COPY_COLUMNS} FROM STDIN (FORMAT BINARY)") as cp:
+                        await cp.write(prepared.copy_data)
+                    await self._append_changes(cur, prepared)
+            except psycopg.errors.UniqueViolation:
+                self.direct_refused += 1  # another instance (or an earlier run) stored some of it: stage
+            else:
+                self.direct_batches += 1
+                return prepared.n_rows, prepared.n_rows, True
+        self.staged_batches += 1
         async with conn.cursor() as cur:
-            async with cur.copy("COPY readings_stage (series_id, ts, value, quality) FROM STDIN (FORMAT BINARY)") as cp:
-                cp.set_types(["int4", "timestamptz", "float8", "int2"])
-                series = self._series
-                for key, rows in batch.rows.items():
-                    sid = series[key]
-                    for ts, value, quality in rows:
-                        await cp.write_row((sid, ts, value, quality))
-                    staged += len(rows)
+            async with cur.copy(f"COPY readings_stage {COPY_COLUMNS} FROM STDIN (FORMAT BINARY)") as cp:
+                await cp.write(prepared.copy_data)
             await cur.execute(
                 "INSERT INTO readings (series_id, ts, value, quality) "
                 "SELECT series_id, ts, value, quality FROM readings_stage ON CONFLICT DO NOTHING")
@@ -225,7 +254,18 @@ class ReadingStore:
                     """INSERT INTO reading_changes (series_id, ts_min, ts_max, n_rows, committed_at)
                        SELECT series_id, min(ts), max(ts), count(*), clock_timestamp()
                        FROM readings_stage GROUP BY series_id""")
-        return staged, stored
+        return prepared.n_rows, stored, False
+
+    @staticmethod
+    async def _append_changes(cur: psycopg.AsyncCursor[Any], prepared: PreparedRows) -> None:
+        """One change-log row per series of a directly copied batch (its time range and row count)."""
+        await cur.execute(
+            """INSERT INTO reading_changes (series_id, ts_min, ts_max, n_rows, committed_at)
+               SELECT s, %(epoch)s + lo * interval '1 microsecond', %(epoch)s + hi * interval '1 microsecond', n,
+                      clock_timestamp()
+               FROM unnest(%(s)s::int4[], %(lo)s::int8[], %(hi)s::int8[], %(n)s::int4[]) AS c (s, lo, hi, n)""",
+            {"epoch": PG_EPOCH, "s": prepared.series_ids.tolist(), "lo": prepared.ts_min.tolist(),
+             "hi": prepared.ts_max.tolist(), "n": prepared.counts.tolist()})
 
     async def _write_quarantine(self, conn: psycopg.AsyncConnection[Any], batch: Batch) -> tuple[int, ...]:
         """Insert the batch's quarantine records; their ids in record order (for the device feedback)."""
