@@ -4,10 +4,13 @@ One run:
 
 1. reads the change log past the watermark (:mod:`aggregation._changes`) and merges the changed ranges
    into windows per series (a rebuild, or the first run of a job, takes every series, whole history);
-2. per batch of series (the next batch is read while this one is computed), loads each window's readings
-   with context, recomputes interval energy (VEE included) and replaces exactly the intervals whose inputs
-   could have changed, then the meter rollups above them: the local hours they touch, the days above those
-   hours and the months above those days (each level from the stored level below);
+2. per batch of series, loads each window's readings with context, recomputes interval energy (VEE
+   included) and replaces exactly the intervals whose inputs could have changed, then the meter rollups
+   above them: the local hours they touch, the days above those hours and the months above those days
+   (each level from the stored level below). With several batches (a backfill) this is a pipeline
+   (:mod:`aggregation._pipeline`): the next batches are read and the previous ones written on their own
+   connections while one is computed; a full rebuild empties the result tables first and then only
+   appends. ``RunReport.phases`` has the read / compute / write seconds of every phase;
 3. redoes, once, gap estimates in the 28 days after rewritten intervals (their like day may have changed);
 4. recomputes the group rollups and level-1 vs level-2 balance of every affected park period;
 5. recomputes PUE (daily, monthly, rolling 12 months) of affected data-centre sites;
@@ -19,10 +22,11 @@ One run:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
@@ -36,7 +40,9 @@ from aggregation._factors import FactorRegistry, default_registry
 from aggregation._inputs import ParkInfo, load_park
 from aggregation._intervals import IntervalParams, spans_to_intervals
 from aggregation._periods import month_period
+from aggregation._pipeline import Prefetcher, Writers
 from aggregation._policy import Policy
+from aggregation._profile import PhaseTimer
 from aggregation._pue import FACILITY_ROLE, IT_ROLE, assess_pue, pue_table, rolling_12m
 from aggregation._registers import METERS_SCHEMA, register_spans
 from aggregation._report import compute_report, publish
@@ -45,6 +51,7 @@ from aggregation._settings import AggregationSettings
 from aggregation._store import (
     TIME_MAX,
     TIME_MIN,
+    analyze_meter_rollups,
     like_day_dependents,
     load_history,
     load_intervals,
@@ -62,6 +69,8 @@ from aggregation._store import (
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
+#: one deferred replacement of stored rows, run on the writer connection
+_Write = Callable[[Bulk], int]
 _SHORT_WINDOW: Final = timedelta(days=7)
 _LOCK_KEY: Final = 0x41474752  # "AGGR"; session lock, released when the run's connection closes
 _UTC_DT: Final = pl.Datetime("us", "UTC")
@@ -82,6 +91,8 @@ class RunReport:
     estimated_energy: float = 0.0
     watermark: int = 0
     keys: list[pl.DataFrame] = field(default_factory=list)
+    #: seconds per phase (read / compute / write …); worker-thread phases overlap the main thread's
+    phases: PhaseTimer = field(default_factory=PhaseTimer)
 
     @property
     def elapsed_s(self) -> float:
@@ -143,6 +154,7 @@ class AggregationJob:
         url = self.settings.database_url
         with psycopg.connect(url, autocommit=True) as conn, Bulk(url) as bulk:
             # one run at a time per database: two runs replacing the same ranges would collide
+            t, t0 = report.phases, time.perf_counter()
             conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
             feed = ChangeFeed(conn, self.settings.job_name, timedelta(seconds=self.settings.aggregation_gap_timeout_s))
             if feed.check_params(self.job_params, rebuild) and not rebuild:
@@ -164,8 +176,11 @@ class AggregationJob:
                 report.n_changes = batch.changes.height
                 changes = batch.changes.filter(pl.col("series_id").is_in(meta.get_column("series_id").implode()))
                 windows = merge_windows(changes, timedelta(days=1))
+            t.add("setup", time.perf_counter() - t0)
             try:
-                self._process(bulk, conn, meta, windows, report=report, progress=progress)
+                # after the TRUNCATE nothing is stored: the first pass appends without deleting ranges first
+                self._process(bulk, conn, meta, windows, report=report, progress=progress,
+                              known_empty=rebuild and park_id is None)
             except Exception:
                 bulk.rollback()
                 conn.execute("UPDATE aggregation_runs SET status = 'failed', finished_at = now() WHERE run_id = %s",
@@ -173,7 +188,8 @@ class AggregationJob:
                 raise
             if batch is not None and (not rebuild or park_id == scope):
                 # a rebuild of one park under the all-parks job leaves the shared watermark alone
-                feed.commit(batch, self.job_params)
+                with t.section("watermark"):
+                    feed.commit(batch, self.job_params)
                 report.watermark = batch.new_last_change_id
             report.finished_at = datetime.now(UTC)
             conn.execute("""UPDATE aggregation_runs SET status = 'ok', finished_at = %s, n_changes = %s, n_series = %s,
@@ -184,19 +200,26 @@ class AggregationJob:
         logger.info("aggregation run: %d changes, %d series, %d intervals, %d rollups, %d indicators in %.2f s",
                     report.n_changes, report.n_series, report.n_intervals, report.n_rollups, report.n_indicators,
                     report.elapsed_s)
+        logger.debug("aggregation run phases (s): %s", report.phases.seconds())
         return report
 
     # ------------------------------------------------------------------------------------------------ phases
     def _process(self, bulk: Bulk, conn: psycopg.Connection[Any], meta: pl.DataFrame, windows: pl.DataFrame, *,
-                 report: RunReport, progress: Progress | None) -> None:
+                 report: RunReport, progress: Progress | None, known_empty: bool = False) -> None:
+        t = report.phases
         if windows.height == 0:
             return
         report.n_series = windows.get_column("series_id").n_unique()
-        emitted = self._meters_phase(bulk, meta, windows, report, progress)
+        emitted = self._meters_phase(bulk, meta, windows, report, progress, known_empty=known_empty)
+        if known_empty:
+            with t.section("rebuild.analyze"):
+                analyze_meter_rollups(bulk)
+                bulk.commit()
         # like-day estimates downstream of rewritten actual intervals use them as their like day: redo them
         # once (a re-estimated interval is not actual, so it is nobody's like day and the chain stops here)
-        dependents = like_day_dependents(bulk, emitted, self.params.vee.like_day_lookback_days)
-        bulk.commit()
+        with t.section("like_day.read"):
+            dependents = like_day_dependents(bulk, emitted, self.params.vee.like_day_lookback_days)
+            bulk.commit()
         if dependents.height:
             logger.info("re-estimating like-day gaps of %d meters after changes to their like days",
                         dependents.get_column("series_id").n_unique())
@@ -204,13 +227,16 @@ class AggregationJob:
         keys = (pl.concat(report.keys).unique() if report.keys else
                 pl.DataFrame(schema={"park_id": pl.String(), "grain": pl.String(), "period_start": _UTC_DT}))
         report.keys.clear()
-        self._groups(bulk, meta, keys, report, progress)
-        self._pue(bulk, meta, keys, report)
-        bulk.commit()
-        self._indicators(bulk, conn, meta, keys, report=report, progress=progress)
+        with t.section("groups"):
+            self._groups(bulk, meta, keys, report, progress)
+        with t.section("pue"):
+            self._pue(bulk, meta, keys, report)
+            bulk.commit()
+        with t.section("indicators"):
+            self._indicators(bulk, conn, meta, keys, report=report, progress=progress)
 
     def _meters_phase(self, bulk: Bulk, meta: pl.DataFrame, windows: pl.DataFrame, report: RunReport,
-                      progress: Progress | None) -> pl.DataFrame:
+                      progress: Progress | None, *, known_empty: bool = False) -> pl.DataFrame:
         """Interval energy and meter rollups for ``windows`` in batches; returns the emit ranges written."""
         series = windows.get_column("series_id").unique().sort().to_list()
         # long windows (backfills) stream in small batches of meters so reading and computing overlap; short
@@ -221,46 +247,87 @@ class AggregationJob:
         chunks = [pl.Series(series[i:i + size], dtype=pl.Int32()).implode() for i in range(0, len(series), size)]
         context = self.settings.aggregation_context_readings
         emitted: list[pl.DataFrame] = []
+        t = report.phases
 
         def fetch(reader: Bulk, ids: pl.Series) -> tuple[pl.DataFrame, pl.DataFrame]:
-            try:
-                return load_readings(reader, windows.filter(pl.col("series_id").is_in(ids)), context)
-            finally:
-                reader.commit()
+            with t.section("meters.read_readings (prefetch thread)"):
+                try:
+                    return load_readings(reader, windows.filter(pl.col("series_id").is_in(ids)), context)
+                finally:
+                    reader.commit()
 
-        # the next batch's readings are read on a second connection while this batch is computed and written
-        with Bulk(self.settings.database_url) as reader, ThreadPoolExecutor(1, "aggregation-prefetch") as pool:
-            pending = pool.submit(fetch, reader, chunks[0])
-            for i, ids in enumerate(chunks):
-                readings, emit = pending.result()
-                if i + 1 < len(chunks):
-                    pending = pool.submit(fetch, reader, chunks[i + 1])
-                emitted.append(self._intervals_and_meter_rollups(bulk, meta.filter(pl.col("series_id").is_in(ids)),
-                                                                 readings, emit, report))
+        def write(writer: Bulk, writes: list[_Write]) -> None:
+            with t.section("meters.write (writer threads)"):
+                for w in writes:
+                    w(writer)
+
+        if len(chunks) == 1:
+            # the steady state: one round trip on the job's connection, no second connection to open
+            with t.section("meters.wait_for_readings"):
+                readings, emit = fetch(bulk, chunks[0])
+            done, writes = self._intervals_and_meter_rollups(
+                bulk, meta.filter(pl.col("series_id").is_in(chunks[0])), readings, emit, report,
+                known_empty=known_empty)
+            write(bulk, writes)
+            with t.section("meters.commit"):
                 bulk.commit()
+            if progress:
+                progress("meters", 1, 1)
+            return done
+        # a pipeline over several connections: the next batches' readings are read while this batch is
+        # computed and the previous batch is written. Batches hold disjoint series and a batch only reads stored rows
+        # of its own series, so the overlap changes no result; each batch's writes commit together.
+        url = self.settings.database_url
+        with (Prefetcher(url, self.settings.aggregation_read_connections, fetch) as reader,
+              Writers(url, self.settings.aggregation_write_connections) as writer):
+            batches = reader.map(chunks)
+            for i, ids in enumerate(chunks):
+                with t.section("meters.wait_for_readings"):
+                    readings, emit = next(batches)
+                done, writes = self._intervals_and_meter_rollups(
+                    bulk, meta.filter(pl.col("series_id").is_in(ids)), readings, emit, report, known_empty=known_empty)
+                emitted.append(done)
+                bulk.commit()
+                with t.section("meters.wait_for_writers"):
+                    writer.submit(partial(write, writes=writes))
                 if progress:
                     progress("meters", i + 1, len(chunks))
+            with t.section("meters.wait_for_writers"):
+                writer.drain()
         return pl.concat(emitted)
 
     def _intervals_and_meter_rollups(self, bulk: Bulk, meta: pl.DataFrame, readings: pl.DataFrame,
-                                     emit: pl.DataFrame, report: RunReport) -> pl.DataFrame:
-        """One batch: recompute and replace interval energy in the emit ranges, then the meter rollups."""
-        params, iu = self.params, self.params.interval_us
+                                     emit: pl.DataFrame, report: RunReport, *,
+                                     known_empty: bool = False) -> tuple[pl.DataFrame, list[_Write]]:
+        """One batch: recompute interval energy in the emit ranges, then the meter rollups above them.
+
+        Returns the emit ranges and the writes that replace the stored rows, for the caller to run (on a
+        writer connection). Nothing read here overlaps what the writes replace: each level reads the stored
+        level below only *outside* the ranges recomputed in this batch.
+        """
+        writes: list[_Write] = []
+        params, iu, t = self.params, self.params.interval_us, report.phases
         meters = meta.select(METERS_SCHEMA.names())
         # recorded meter events (replacements, confirmed resets, ratio changes) make their spans exact
-        spans = register_spans(readings, meters, params.vee, load_series_events(bulk, meta.get_column("series_id")))
-        emit = _floor_emit(emit, iu)
+        with t.section("meters.read_events"):
+            events = load_series_events(bulk, meta.get_column("series_id"))
+        with t.section("meters.compute_spans"):
+            spans = register_spans(readings, meters, params.vee, events)
+            emit = _floor_emit(emit, iu)
         history = None
         if _needs_like_day(spans, params):
             back = timedelta(days=params.vee.like_day_lookback_days + 1)
             # stored intervals before the emit range: inside it the stored values are about to be replaced
-            history = load_history(bulk, emit.with_columns(
-                lo=pl.max_horizontal(pl.col("lo") - back, pl.lit(TIME_MIN, _UTC_DT)), hi=pl.col("lo")))
-        intervals = spans_to_intervals(spans, params, meta.select("series_id", "timezone"), history)
-        inside = (intervals.join(emit, on="series_id", how="inner")
-                  .filter((pl.col("ts") >= pl.col("lo")) & (pl.col("ts") < pl.col("hi")))
-                  .drop("lo", "hi").unique(["series_id", "ts"]).sort("series_id", "ts"))
-        report.n_intervals += replace_intervals(bulk, emit, inside)
+            with t.section("meters.read_history"):
+                history = load_history(bulk, emit.with_columns(
+                    lo=pl.max_horizontal(pl.col("lo") - back, pl.lit(TIME_MIN, _UTC_DT)), hi=pl.col("lo")))
+        with t.section("meters.compute_intervals"):
+            intervals = spans_to_intervals(spans, params, meta.select("series_id", "timezone"), history)
+            inside = (intervals.join(emit, on="series_id", how="inner")
+                      .filter((pl.col("ts") >= pl.col("lo")) & (pl.col("ts") < pl.col("hi")))
+                      .drop("lo", "hi").unique(["series_id", "ts"]).sort("series_id", "ts"))
+        writes.append(partial(replace_intervals, emit=emit, intervals=inside, known_empty=known_empty))
+        report.n_intervals += inside.height
         report.energy += float(inside.get_column("energy").sum() or 0.0)
         report.estimated_energy += float((inside.get_column("energy")
                                           * inside.get_column("estimated_share").cast(pl.Float64())).sum() or 0.0)
@@ -273,45 +340,60 @@ class AggregationJob:
                    .join(meta.select("series_id", "timezone"), on="series_id")
                    .select("series_id", "lo", "hi", "timezone"))
         if touched.height == 0:
-            return emit
+            return emit, writes
         hours = _local_bounds(touched, "lo", "hi", "1h")
-        stored = load_intervals(bulk, _outside(hours, emit))
-        fresh = (inside.join(hours.select("series_id", "lo", "hi"), on="series_id")
-                 .filter((pl.col("ts") >= pl.col("lo")) & (pl.col("ts") < pl.col("hi"))).drop("lo", "hi"))
-        hourly = meter_rollup(pl.concat([fresh, stored]).unique(["series_id", "ts"], keep="first"), meta, "hour",
-                              params.interval_s)
-        n = replace_meter_rollups(bulk, hourly, hours, ("hour",))
+        with t.section("meters.read_rollup_inputs"):
+            stored = load_intervals(bulk, _outside(hours, emit))
+        with t.section("meters.compute_rollups"):
+            fresh = (inside.join(hours.select("series_id", "lo", "hi"), on="series_id")
+                     .filter((pl.col("ts") >= pl.col("lo")) & (pl.col("ts") < pl.col("hi"))).drop("lo", "hi"))
+            hourly = meter_rollup(pl.concat([fresh, stored]).unique(["series_id", "ts"], keep="first"), meta,
+                                  "hour", params.interval_s)
+        writes.append(partial(replace_meter_rollups, rollups=hourly, ranges=hours, grains=("hour",),
+                              known_empty=known_empty))
         days = _local_bounds(hours, "lo", "hi", "1d")
-        below = pl.concat([hourly, load_meter_rollups(bulk, _outside(days, hours), "hour")])
-        daily = coarser_rollup(below.unique(["series_id", "period_start"], keep="first"), meta, "day",
-                               params.interval_s)
-        n += replace_meter_rollups(bulk, daily, days, ("day",))
+        with t.section("meters.read_rollup_inputs"):
+            below = pl.concat([hourly, load_meter_rollups(bulk, _outside(days, hours), "hour")])
+        with t.section("meters.compute_rollups"):
+            daily = coarser_rollup(below.unique(["series_id", "period_start"], keep="first"), meta, "day",
+                                   params.interval_s)
+        writes.append(partial(replace_meter_rollups, rollups=daily, ranges=days, grains=("day",),
+                              known_empty=known_empty))
         months = _local_bounds(days, "lo", "hi", "1mo")
-        below = pl.concat([daily, load_meter_rollups(bulk, _outside(months, days), "day")])
-        monthly = coarser_rollup(below.unique(["series_id", "period_start"], keep="first"), meta, "month",
-                                 params.interval_s)
-        n += replace_meter_rollups(bulk, monthly, months, ("month",))
-        report.n_rollups += n
+        with t.section("meters.read_rollup_inputs"):
+            below = pl.concat([daily, load_meter_rollups(bulk, _outside(months, days), "day")])
+        with t.section("meters.compute_rollups"):
+            monthly = coarser_rollup(below.unique(["series_id", "period_start"], keep="first"), meta, "month",
+                                     params.interval_s)
+        writes.append(partial(replace_meter_rollups, rollups=monthly, ranges=months, grains=("month",),
+                              known_empty=known_empty))
+        report.n_rollups += hourly.height + daily.height + monthly.height
         park_of = meta.select("series_id", "park_id")
         report.keys.append(pl.concat([hourly, daily, monthly]).join(park_of, on="series_id")
                            .select("park_id", "grain", "period_start").unique())
-        return emit
+        return emit, writes
 
     def _groups(self, bulk: Bulk, meta: pl.DataFrame, keys: pl.DataFrame, report: RunReport,
                 progress: Progress | None) -> None:
+        t = report.phases
         todo = keys.group_by("park_id", "grain").agg(pl.col("period_start").sort()).sort("park_id", "grain")
         for i, (park_id, grain, periods) in enumerate(todo.iter_rows()):
             park_meta = meta.filter(pl.col("park_id") == park_id)
             for chunk in _period_chunks(periods, 800):
                 lo, hi = chunk[0], chunk[-1] + timedelta(microseconds=1)
-                rollups = load_park_meter_rollups(bulk, park_id, grain, lo, hi)
-                wanted = pl.DataFrame({"period_start": chunk}, schema={"period_start": _UTC_DT})
-                rollups = rollups.join(wanted, on="period_start", how="semi")
-                groups = group_rollup(rollups, park_meta)
-                report.n_rollups += replace_group_rollups(bulk, park_id, grain, wanted, groups)
-                supply = pl.concat([groups, generation_rollup(rollups, park_meta)])
-                replace_balance(bulk, park_id, grain, wanted, balance_check(supply, self.policy.balance_alarm_pct))
-            bulk.commit()
+                with t.section("groups.read"):
+                    rollups = load_park_meter_rollups(bulk, park_id, grain, lo, hi)
+                with t.section("groups.compute"):
+                    wanted = pl.DataFrame({"period_start": chunk}, schema={"period_start": _UTC_DT})
+                    rollups = rollups.join(wanted, on="period_start", how="semi")
+                    groups = group_rollup(rollups, park_meta)
+                    supply = pl.concat([groups, generation_rollup(rollups, park_meta)])
+                    balance = balance_check(supply, self.policy.balance_alarm_pct)
+                with t.section("groups.write"):
+                    report.n_rollups += replace_group_rollups(bulk, park_id, grain, wanted, groups)
+                    replace_balance(bulk, park_id, grain, wanted, balance)
+            with t.section("groups.write"):
+                bulk.commit()
             if progress:
                 progress("groups", i + 1, todo.height)
 
@@ -366,9 +448,12 @@ class AggregationJob:
             if park is None:
                 continue
             period = month_period(_local_date(start, park.timezone))
-            rep = compute_report(bulk, conn, park, period, meta=meta, registry=self.registry, policy=self.policy)
-            bulk.commit()
-            publish(conn, rep)
+            with report.phases.section("indicators.compute"):
+                rep = compute_report(bulk, conn, park, period, meta=meta, registry=self.registry,
+                                     policy=self.policy)
+                bulk.commit()
+            with report.phases.section("indicators.publish"):
+                publish(conn, rep)
             report.n_indicators += len(rep.results)
             if progress:
                 progress("indicators", i + 1, months.height)

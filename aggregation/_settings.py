@@ -23,6 +23,8 @@ class AggregationSettings(ServiceSettings):
     aggregation_policy_file: Path | None = None
     aggregation_factors_file: Path | None = None
     aggregation_series_per_batch: int = Field(default=100, ge=1)    # meters per batch (smaller batches pipeline better)
+    aggregation_read_connections: int = Field(default=2, ge=1, le=16)   # parallel readers in a backfill
+    aggregation_write_connections: int = Field(default=2, ge=1, le=16)  # parallel writers in a backfill
     aggregation_max_changes: int = Field(default=200_000, ge=1)      # change-log rows per run
     aggregation_gap_timeout_s: float = Field(default=300.0, ge=0)    # how long a change-id gap may stay open
     aggregation_context_readings: int = Field(default=4, ge=1)       # readings of context around a dirty range

@@ -149,12 +149,17 @@ def load_history(bulk: Bulk, ranges: pl.DataFrame) -> pl.DataFrame:
     return load_intervals(bulk, ranges, actual_only=True).select(HISTORY_SCHEMA.names())
 
 
-def replace_intervals(bulk: Bulk, emit: pl.DataFrame, intervals: pl.DataFrame) -> int:
-    """Delete stored intervals inside the emit ranges and insert ``intervals`` (already inside them)."""
-    bulk.stage("agg_emit", emit.select(EMIT_SCHEMA.names()))
-    bulk.execute("""DELETE FROM interval_energy ie USING agg_emit e
-                    WHERE ie.series_id = e.series_id AND ie.ts >= e.lo AND ie.ts < e.hi
-                      AND ie.ts >= $1 AND ie.ts < $2""", _outer(emit))
+def replace_intervals(bulk: Bulk, emit: pl.DataFrame, intervals: pl.DataFrame, *, known_empty: bool = False) -> int:
+    """Delete stored intervals inside the emit ranges and insert ``intervals`` (already inside them).
+
+    ``known_empty``: the caller knows nothing is stored there (a full rebuild right after emptying the
+    table, when the table has no index and a DELETE would scan everything written so far).
+    """
+    if not known_empty:
+        bulk.stage("agg_emit", emit.select(EMIT_SCHEMA.names()))
+        bulk.execute("""DELETE FROM interval_energy ie USING agg_emit e
+                        WHERE ie.series_id = e.series_id AND ie.ts >= e.lo AND ie.ts < e.hi
+                          AND ie.ts >= $1 AND ie.ts < $2""", _outer(emit))
     if intervals.height == 0:
         return 0
     # the ranges are empty now: binary COPY straight into the table (no staging, no conflict handling)
@@ -194,18 +199,38 @@ def load_meter_rollups(bulk: Bulk, keys: pl.DataFrame, grain: str) -> pl.DataFra
         FROM agg_ranges g JOIN meter_rollups m
              ON m.series_id = g.series_id AND m.grain = '{grain}' AND m.period_start >= g.lo
                 AND m.period_start < g.hi
-        ORDER BY m.series_id, m.period_start""", METER_ROLLUP_SCHEMA)
+        WHERE m.period_start >= $1 AND m.period_start < $2
+        ORDER BY m.series_id, m.period_start""", METER_ROLLUP_SCHEMA, params=_outer(keys))
 
 
-def replace_meter_rollups(bulk: Bulk, rollups: pl.DataFrame, ranges: pl.DataFrame, grains: tuple[str, ...]) -> int:
-    """Replace meter rollups of ``grains`` whose period starts in each ``(series_id, lo, hi)`` range."""
-    bulk.stage("agg_ranges", ranges.select(RANGE_SCHEMA.names()))
-    bulk.execute(f"""DELETE FROM meter_rollups m USING agg_ranges g
-                     WHERE m.series_id = g.series_id AND m.grain IN ({_sql_list(grains)})
-                       AND m.period_start >= g.lo AND m.period_start < g.hi""")
+def replace_meter_rollups(bulk: Bulk, rollups: pl.DataFrame, ranges: pl.DataFrame, grains: tuple[str, ...], *,
+                          known_empty: bool = False) -> int:
+    """Replace meter rollups of ``grains`` whose period starts in each ``(series_id, lo, hi)`` range.
+
+    ``known_empty`` as for :func:`replace_intervals`.
+    """
+    if not known_empty:
+        bulk.stage("agg_ranges", ranges.select(RANGE_SCHEMA.names()))
+        # the constant outer bounds let the (grain, period_start) index narrow the scan (an incremental run
+        # touches the last days of each series, not the whole history)
+        bulk.execute(f"""DELETE FROM meter_rollups m USING agg_ranges g
+                         WHERE m.series_id = g.series_id AND m.grain IN ({_sql_list(grains)})
+                           AND m.period_start >= g.lo AND m.period_start < g.hi
+                           AND m.period_start >= $1 AND m.period_start < $2""", _outer(ranges))
     if rollups.height == 0:
         return 0
     return bulk.append("meter_rollups", rollups.select(METER_ROLLUP_SCHEMA.names()))
+
+
+def analyze_meter_rollups(bulk: Bulk) -> None:
+    """Refresh the planner statistics of ``meter_rollups`` (after a full rebuild refilled it from empty).
+
+    Without this the statistics still describe the emptied table, and the group phase's park query turns
+    into a nested loop with one series and one device lookup per rollup row (2.4 s instead of 0.9 s for
+    720 k hour rollups). ``interval_energy`` is left to autovacuum: analysing it costs seconds, and its
+    readers bound their scans by constant time ranges.
+    """
+    bulk.execute("ANALYZE meter_rollups")
 
 
 def load_park_meter_rollups(bulk: Bulk, park_id: str, grain: str, lo: datetime, hi: datetime) -> pl.DataFrame:

@@ -23,11 +23,14 @@ The last line printed is one JSON object with the figures.
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import json
+import pstats
 import statistics
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -40,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aggregation._bulk import Bulk
 from aggregation._intervals import IntervalParams, interval_energy
-from aggregation._jobs import AggregationJob
+from aggregation._jobs import AggregationJob, RunReport
+from aggregation._pipeline import Prefetcher
 from aggregation._registers import METERS_SCHEMA, READINGS_SCHEMA
 from aggregation._rollups import meter_rollup
 from aggregation._settings import AggregationSettings
@@ -171,35 +175,31 @@ def _load(url: str, series_ids: list[int], days: int, chunk: int = 100) -> tuple
     return rows, time.perf_counter() - t0
 
 
-def _polars_compute(url: str, batch: int) -> tuple[float, int, float]:
+def _polars_compute(url: str, batch: int, connections: int) -> tuple[float, int, float]:
     """Read + interval energy (full VEE) + daily rollup in memory; returns (seconds, rows, total kWh).
 
-    Like the job, the next batch is read on a second connection while the current one is computed.
+    Like the job, the next batches are read on ``connections`` other connections while one is computed.
     """
     params = IntervalParams()
     t0 = time.perf_counter()
     total, n_days = 0.0, 0
-    with Bulk(url) as bulk, Bulk(url) as reader, ThreadPoolExecutor(1) as pool:
+
+    def fetch(reader: Bulk, bounds: tuple[int, int]) -> pl.DataFrame:
+        # as the job does: index scans of the batch's series in every chunk, no ORDER BY (a merge of ordered
+        # index scans costs the server ~2.5x more than Polars' sort); without the SET the planner scans
+        # every chunk sequentially for each batch
+        reader.execute("SET LOCAL enable_seqscan = off")
+        try:
+            return reader.read(f"SELECT series_id, ts, value, quality FROM readings "
+                               f"WHERE series_id BETWEEN {bounds[0]} AND {bounds[1]}", READINGS_SCHEMA)
+        finally:
+            reader.commit()
+
+    with Bulk(url) as bulk, Prefetcher(url, connections, fetch) as reader:
         meta = load_meta(bulk, PARK)
         ids = meta.get_column("series_id").to_list()
         ranges = [(ids[i], ids[min(i + batch, len(ids)) - 1]) for i in range(0, len(ids), batch)]
-
-        def fetch(lo: int, hi: int) -> pl.DataFrame:
-            # as the job does: index (bitmap) scans of the batch's series in every chunk, no ORDER BY (a merge
-            # of ordered index scans costs the server ~2.5x more than Polars' sort); without the SET the
-            # planner scans every chunk sequentially for each batch
-            reader.execute("SET LOCAL enable_seqscan = off")
-            try:
-                return reader.read(f"SELECT series_id, ts, value, quality FROM readings "
-                                   f"WHERE series_id BETWEEN {lo} AND {hi}", READINGS_SCHEMA)
-            finally:
-                reader.commit()
-
-        pending = pool.submit(fetch, *ranges[0])
-        for i, (lo, hi) in enumerate(ranges):
-            readings = pending.result()
-            if i + 1 < len(ranges):
-                pending = pool.submit(fetch, *ranges[i + 1])
+        for (lo, hi), readings in zip(ranges, reader.map(ranges), strict=True):
             part = meta.filter(pl.col("series_id").is_between(lo, hi))
             intervals = interval_energy(readings, part.select(METERS_SCHEMA.names()), params)
             daily = meter_rollup(intervals, part, "day", params.interval_s)
@@ -230,6 +230,18 @@ def _append_interval(url: str, step: int) -> int:
     return n
 
 
+def _profiled(on: bool, label: str, fn: Callable[[], RunReport]) -> RunReport:
+    """Run ``fn``, under cProfile when ``on`` (top 25 by cumulative time printed)."""
+    if not on:
+        return fn()
+    prof = cProfile.Profile()
+    rep = prof.runcall(fn)
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(25)
+    print(f"--- cProfile, {label} ---\n{out.getvalue()}")
+    return rep
+
+
 def main() -> None:
     """Run the benchmark and print the figures (last line: JSON)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -237,14 +249,25 @@ def main() -> None:
     ap.add_argument("--meters", type=int, default=1000)
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--batch", type=int, default=50, help="meters per Polars batch (compute comparison)")
+    ap.add_argument("--read-connections", type=int, default=2,
+                    help="parallel read connections (Polars path and the job's backfill)")
+    ap.add_argument("--write-connections", type=int, default=2, help="parallel write connections (the backfill)")
+    ap.add_argument("--series-per-batch", type=int, default=None,
+                    help="meters per job batch (default: the setting, 100); the pipeline needs several batches")
     ap.add_argument("--incremental-runs", type=int, default=3)
     ap.add_argument("--reuse", action="store_true", help="keep an already loaded bench database")
     ap.add_argument("--skip-sql", action="store_true")
     ap.add_argument("--skip-backfill", action="store_true", help="with --reuse: keep the previous backfill")
+    ap.add_argument("--skip-polars", action="store_true", help="skip the Polars compute comparison")
+    ap.add_argument("--profile", action="store_true",
+                    help="print cProfile top functions of the backfill and the first incremental run")
     args = ap.parse_args()
     admin = args.database_url or ServiceSettings().database_url  # type: ignore[call-arg]
     url = _bench_url(admin)
-    figures: dict[str, object] = {"meters": args.meters, "days": args.days}
+    figures: dict[str, object] = {"meters": args.meters, "days": args.days,
+                                  "read_connections": args.read_connections,
+                                  "write_connections": args.write_connections,
+                                  "series_per_batch": args.series_per_batch}
     print(f"bench database {urlsplit(url).path.lstrip('/')}")
     with psycopg.connect(admin) as c:
         row = c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (urlsplit(url).path.lstrip("/"),)).fetchone()
@@ -260,9 +283,11 @@ def main() -> None:
         figures["readings"] = int(r[0]) if r else 0
         print(f"reusing {figures['readings']:,} readings")
 
-    secs, n_days, kwh = _polars_compute(url, args.batch)
-    figures.update(polars_compute_s=round(secs, 1), polars_daily_rows=n_days, polars_kwh=round(kwh))
-    print(f"polars path (read + interval energy with VEE + daily rollup): {secs:.1f} s, {n_days:,} meter-days")
+    secs = float("nan")
+    if not args.skip_polars:
+        secs, n_days, kwh = _polars_compute(url, args.batch, args.read_connections)
+        figures.update(polars_compute_s=round(secs, 1), polars_daily_rows=n_days, polars_kwh=round(kwh))
+        print(f"polars path (read + interval energy with VEE + daily rollup): {secs:.1f} s, {n_days:,} meter-days")
     if not args.skip_sql:
         sql_secs, sql_rows, sql_kwh = _sql_compute(url)
         figures.update(sql_compute_s=round(sql_secs, 1), sql_daily_rows=sql_rows, sql_kwh=round(sql_kwh),
@@ -270,14 +295,17 @@ def main() -> None:
         print(f"sql path (one query: lag() difference + rollover + daily rollup): {sql_secs:.1f} s, "
               f"{sql_rows:,} meter-days -> Polars is {sql_secs / secs:.2f}x faster")
 
-    settings = AggregationSettings(database_url=url)
+    settings = AggregationSettings(database_url=url, aggregation_read_connections=args.read_connections,
+                                   aggregation_write_connections=args.write_connections,
+                                   **({} if args.series_per_batch is None
+                                      else {"aggregation_series_per_batch": args.series_per_batch}))
     job = AggregationJob(settings)
     if not args.skip_backfill:
         t0 = time.perf_counter()
-        rep = job.run(rebuild=True)
+        rep = _profiled(args.profile, "backfill", lambda: job.run(rebuild=True))
         full = time.perf_counter() - t0
         figures.update(backfill_s=round(full, 1), backfill_intervals=rep.n_intervals,
-                       backfill_estimated_share=rep.estimated_share)
+                       backfill_estimated_share=rep.estimated_share, backfill_phases_s=rep.phases.seconds())
         print(f"full backfill (aggregate --rebuild, everything persisted): {full:.1f} s, {rep.n_intervals:,} "
               f"intervals, {rep.n_rollups:,} rollup rows, {rep.n_indicators} indicator values, "
               f"estimated share {rep.estimated_share or 0:.3%}")
@@ -288,8 +316,9 @@ def main() -> None:
     for step in range(args.incremental_runs):
         _append_interval(url, step)
         t0 = time.perf_counter()
-        rep = job.run()
+        rep = _profiled(args.profile and step == 0, "first incremental run", job.run)
         times.append(time.perf_counter() - t0)
+        figures[f"incremental_{step + 1}_phases_s"] = rep.phases.seconds()
         print(f"incremental run {step + 1}: {rep.n_changes} changes, {rep.n_intervals} intervals rewritten, "
               f"{rep.n_rollups} rollup rows, {rep.n_indicators} indicator values in {times[-1]:.2f} s")
     if times:
