@@ -112,3 +112,7 @@ class NotFoundError(FlexError):
         super().__init__(f"{kind} {key!r} not found")
         self.kind = kind
         self.key = key
+
+
+class PlanError(FlexError):
+    """A dispatch plan cannot be made: bad inputs (no intervals, bad targets) or the solver found no optimum."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -25,8 +25,12 @@ from ingest._cli import quarantine_app
 from parkpulse._registry_cli import registry_app
 from parkpulse.services import services_app
 from reports._cli import register_report_commands
+from simulators.platform._cli import platform_sim_command
 from uplink._cli import uplink_app
 from vpp._cli import vpp_app
+
+if TYPE_CHECKING:
+    from simulators import SimulationReport
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=True)
@@ -63,8 +67,9 @@ def register_server_commands(top: typer.Typer) -> None:
     top.add_typer(targets_app, name="targets")
     report_app.command("projection")(report_projection)
     top.add_typer(uplink_app, name="uplink")
+    uplink_app.command("platform-sim")(platform_sim_command)
     top.add_typer(vpp_app, name="vpp")
-    for hook in (_write_monthly_reports, _evaluate_alarms, _evaluate_targets):
+    for hook in (_write_monthly_reports, _evaluate_alarms, _evaluate_targets, _enqueue_uplink):
         if hook not in AFTER_RUN:
             AFTER_RUN.append(hook)
 
@@ -72,6 +77,13 @@ def register_server_commands(top: typer.Typer) -> None:
 def _evaluate_alarms(database_url: str, reports_dir: Path | None) -> list[str]:
     """After each aggregation run: the operational alarm rules of the parks that changed."""
     from alarms._evaluate import after_aggregate
+
+    return after_aggregate(database_url, reports_dir)
+
+
+def _enqueue_uplink(database_url: str, reports_dir: Path | None) -> list[str]:
+    """After each aggregation run: recompute the last days' platform records and queue new or changed ones."""
+    from uplink._enqueue import after_aggregate
 
     return after_aggregate(database_url, reports_dir)
 
@@ -199,11 +211,21 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed")] = 1,
     verbose: Annotated[bool, typer.Option("--verbose", "-v",
                                           help="A row per device (default: only devices not fully stored)")] = False,
+    dr: Annotated[bool, typer.Option("--dr", help="Instead: one OpenADR 2.0b event from a local openleadr VTN "
+                                     "through the whole VPP loop (about 4 min); prints planned vs delivered")] = False,
 ) -> None:
     """Run a simulated park end to end on local services and print what was stored."""
     from rich.console import Console
 
     from infra.settings import ServiceSettings
+
+    if dr:
+        from parkpulse._demo_dr import run_demo_dr
+
+        configure_logging("WARNING")
+        endpoints = ServiceSettings()  # type: ignore[call-arg]
+        Console().print(run_demo_dr(endpoints.database_url, endpoints.mqtt_url))
+        return
     from parkpulse._demo_alarms import run_targets_and_alarms
     from parkpulse.demo import print_result, run_demo, run_indicators
     from simulators import load_scenario
@@ -221,13 +243,26 @@ def demo(
     database_url = ServiceSettings().database_url  # type: ignore[call-arg]
     run_indicators(database_url, result.report, scenario.park.timezone, console)
     run_targets_and_alarms(database_url, scenario.park.id, result.report.simulated_end, console)
+    run_uplink_step(database_url, scenario.park.id, scenario.park.timezone, result.report)
+
+
+def run_uplink_step(database_url: str, park_id: str, timezone: str, report: SimulationReport) -> None:
+    """The demo's uplink step: the local day that most of the simulated window fell on goes to a platform simulator."""
+    from zoneinfo import ZoneInfo
+
+    from parkpulse._demo_uplink import run_demo_uplink
+
+    middle = report.simulated_start + (report.simulated_end - report.simulated_start) / 2
+    run_demo_uplink(database_url, park_id, middle.astimezone(ZoneInfo(timezone)).date())
 
 
 @bench_app.command("ingest", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench_ingest(ctx: typer.Context) -> None:
     """MQTT → ingest → TimescaleDB throughput and latency vs the COPY ceiling and a naive consumer.
 
-    Options are passed to scripts/bench_ingest.py (--rate, --duration, --instances, --per-message ...).
+    Options are passed to scripts/bench_ingest.py (--rate, --duration, --instances, --per-message ...);
+    --saturate finds the highest rate sustained with 0 lost (--step-s, --bisect-steps, --confirm-s, --curve-s).
+    Prints one JSON line with every figure.
     """
     import subprocess
     import sys

@@ -146,7 +146,7 @@ def load_endpoints(path: Path | None) -> list[EndpointConfig]:
     """The endpoints of ``path``; raises :class:`EndpointConfigError` saying how to configure them."""
     if path is None:
         raise EndpointConfigError("no endpoints configured: set PARKPULSE_UPLINK_ENDPOINTS_FILE to a YAML file "
-                                  "(see uplink/_endpoints.py for its format) or pass --endpoints FILE")
+                                  "(deploy/uplink/endpoints.example.yaml shows the format) or pass --endpoints FILE")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

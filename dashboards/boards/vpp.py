@@ -24,6 +24,7 @@ from dashboards._model import (
 )
 from dashboards._text import T
 from dashboards.boards._common import KW, KWH, PARK, PARK_VAR, PERCENT, custom_var
+from dashboards.boards.vpp_live import live_row
 
 TS = Format.TIME_SERIES
 NEUTRAL = (Step(None, "text"),)
@@ -160,7 +161,7 @@ def board(ctx: BuildContext) -> Board:
     return Board(
         uid="pp-vpp-dr", title=T("虚拟电厂与需求响应", "VPP and demand response"),
         description=T("灵活性预测、需求响应能力与事件评估", "Flexibility forecast, DR capacity and event M&V"),
-        rows=(flex, events, assets),
+        rows=(flex, events, live_row(ctx), assets),
         variables=(PARK_VAR, custom_var("flex_duration", T("持续时长 (h)", "Sustain duration (h)"), durations,
                                         default=f"{ctx.dr_declared_duration_h:g}")),
         time_from="now-7d", refresh="1m", tags=("vpp", "dr"),

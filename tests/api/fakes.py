@@ -26,7 +26,7 @@ OTHER_PARK = "park-b"
 EVENT_ID = "evt-1"
 #: Routes on the operator's database (answer 503 on the in-memory app): fuzzed by test_contract_operator.py.
 OPERATOR_PATHS = (r"^/v1/parks/\{park_id\}(/(registry|sites|devices|meter-events|readings|indicators|balance|"
-                  r"factors|aggregate|declared|energy|reports|dr/calendar|alarms|targets|projection).*)?$")
+                  r"factors|aggregate|declared|energy|reports|dr/calendar|alarms|targets|projection|vpp|uplink).*)?$")
 
 
 @dataclass

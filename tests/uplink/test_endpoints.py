@@ -66,3 +66,12 @@ def test_parser_fails_only_with_endpoint_config_error(text: str) -> None:
         assert str(error).startswith("endpoints.yaml: ")
     else:
         assert all(e.name and e.base_url.startswith(("http://", "https://")) for e in endpoints)
+
+
+def test_the_shipped_example_file_loads() -> None:
+    """deploy/uplink/endpoints.example.yaml is what the error message and the README point operators to."""
+    from infra.paths import project_root
+
+    endpoints = load_endpoints(project_root() / "deploy" / "uplink" / "endpoints.example.yaml")
+    assert [(e.name, e.profile, e.auth.kind) for e in endpoints] == [
+        ("city", "national-json", "token"), ("province", "guangdong-2013", "client_cert")]
