@@ -9,6 +9,8 @@ formulation so the formulation reads as algebra and this file is the only one th
 from __future__ import annotations
 
 import math
+import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -18,6 +20,21 @@ import numpy as np
 from flex.errors import PlanError
 
 INF = math.inf
+
+
+def _new_highs() -> highspy.Highs:
+    """A solver instance. HiGHS prints its banner on the process's stdout (C level, before any option can
+    be set) when an instance is created; the CLIs that print JSON, and the demo, must keep stdout clean, so
+    file descriptor 1 points at /dev/null while the instance is made."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+            return highspy.Highs()  # type: ignore[no-untyped-call]
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 @dataclass(slots=True)
@@ -76,7 +93,7 @@ def solve(lp: LinearProgram, *, time_limit_s: float = 10.0) -> list[float]:
     # bounds 1e-7 apart); the solver without presolve decides such models correctly, so it is the retry.
     reason = ""
     for presolve in ("choose", "off"):
-        highs = highspy.Highs()  # type: ignore[no-untyped-call]
+        highs = _new_highs()
         highs.setOptionValue("output_flag", False)
         highs.setOptionValue("time_limit", float(time_limit_s))
         highs.setOptionValue("presolve", presolve)

@@ -11,6 +11,8 @@ interval, the baseline, the planned and the delivered reduction, and the totals.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import socket
 import tempfile
 from dataclasses import dataclass
@@ -152,7 +154,8 @@ async def demo_dr(database_url: str, mqtt_url: str, *, park_id: str = "demo-dr-p
     site = build_flex_site(port=_free_port(), prefix=PREFIX, n_ev=1)
     vtn = _Vtn()
     await site.start()
-    await vtn.server.run()
+    with contextlib.redirect_stdout(io.StringIO()):  # openleadr prints a banner; the demo's stdout is its result
+        await vtn.server.run()
     try:
         with tempfile.TemporaryDirectory(prefix="parkpulse-demo-dr-") as tmp:
             ingest_settings = IngestSettings(database_url=database_url, mqtt_url=mqtt_url,
@@ -199,7 +202,6 @@ async def _run_event(database_url: str, mqtt_url: str, park_id: str, vtn: _Vtn, 
         at = max(datetime.now(UTC) + lead, first + INTERVAL)  # the pre-event minute must be metered
         start = at.replace(second=0, microsecond=0) + INTERVAL
         opted: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        sent_at = datetime.now(UTC)
         vtn_event_id = str(vtn.server.add_event(
             ven_id=oadr2.ven_id, signal_name="LOAD_DISPATCH", signal_type="delta",
             intervals=[{"dtstart": start + i * INTERVAL, "duration": INTERVAL, "signal_payload": -reduction_kw}
@@ -226,7 +228,7 @@ async def _run_event(database_url: str, mqtt_url: str, park_id: str, vtn: _Vtn, 
             store.close()
     assert event is not None
     return DemoDrResult(park_id, result.dr_event_id, event.committed_kw, rows, event.delivered_kwh or 0.0,
-                        _first_ack_s(database_url, result.dr_event_id, sent_at))
+                        _first_ack_s(database_url, result.dr_event_id, start))
 
 
 def render(result: DemoDrResult) -> str:
@@ -244,7 +246,8 @@ def render(result: DemoDrResult) -> str:
     ratio = result.delivered_kwh / planned_kwh if planned_kwh else 0.0
     lines.append(f"planned {planned_kwh:.2f} kWh, delivered {result.delivered_kwh:.2f} kWh ({ratio:.0%})")
     if result.first_ack_s is not None:
-        lines.append(f"event sent by the VTN → first setpoint acknowledged by the battery: {result.first_ack_s:.1f} s")
+        lines.append(f"event start → first setpoint acknowledged by the battery: {result.first_ack_s:.2f} s "
+                     "(setpoints go out at each interval's start)")
     return "\n".join(lines)
 
 

@@ -205,6 +205,7 @@ def import_readings(
 
 @app.command("demo")
 def demo(
+    *,
     duration: Annotated[str, typer.Option(help="Simulated span ending now (15m, 2h, 1d)")] = "1d",
     speed: Annotated[float, typer.Option(help="Simulated seconds per wall second (1440: a day a minute)")] = 1440.0,
     meters: Annotated[int | None, typer.Option(help="Extra level-3 meters (park size)")] = None,
