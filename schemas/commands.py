@@ -28,11 +28,11 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Final, Literal, TypeVar
 
-import pydantic_core
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from pydantic import ConfigDict, Field, TypeAdapter, with_config
 from typing_extensions import TypedDict
 
-from schemas._strict_json import StrictTimestamp, printable
+from schemas._control_message import decode_control_message, validated
+from schemas._strict_json import StrictTimestamp
 from schemas.errors import InvalidCommandError, InvalidTopicError
 from schemas.topics import ID_PATTERN, TOPIC_ROOT, TOPIC_VERSION, is_valid_id
 
@@ -93,7 +93,7 @@ class CommandMessage(TypedDict):
     park: DeviceId
     device: DeviceId
     action: CommandAction
-    value: Annotated[float, Field(allow_inf_nan=False)]
+    value: Annotated[float, Field(allow_inf_nan=False, strict=True)]
     unit: Literal["kW", "degC", ""]
     issued_at: StrictTimestamp
     expires_at: StrictTimestamp
@@ -113,7 +113,7 @@ class CommandAck(TypedDict):
     status: AckStatus
     reason: RejectCode | None
     detail: Text
-    applied_value: Annotated[float, Field(allow_inf_nan=False)] | None
+    applied_value: Annotated[float, Field(allow_inf_nan=False, strict=True)] | None
     unit: Literal["kW", "degC", ""]
     acked_at: StrictTimestamp
 
@@ -186,10 +186,7 @@ def build_ack(*, command_id: str, device: str, status: AckStatus, acked_at: date
 
 
 def _validate(adapter: TypeAdapter[_T], message: object) -> _T:
-    try:
-        return adapter.validate_python(message)
-    except ValidationError as exc:
-        raise _invalid(exc) from None
+    return validated(adapter, message, InvalidCommandError)
 
 
 def encode_command(message: CommandMessage) -> bytes:
@@ -203,20 +200,7 @@ def encode_ack(message: CommandAck) -> bytes:
 
 
 def _decode(adapter: TypeAdapter[_T], raw: bytes) -> _T:
-    if len(raw) > MAX_COMMAND_BYTES:
-        raise InvalidCommandError("<message>", f"{len(raw)} bytes is over the {MAX_COMMAND_BYTES}-byte limit")
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidCommandError("<message>", f"not UTF-8 at byte {exc.start}") from None
-    try:
-        pydantic_core.from_json(raw)
-    except ValueError as exc:
-        raise InvalidCommandError("<message>", f"not JSON: {printable(str(exc)[:120])}") from None
-    try:
-        return adapter.validate_json(raw)
-    except ValidationError as exc:
-        raise _invalid(exc) from None
+    return decode_control_message(adapter, raw, max_bytes=MAX_COMMAND_BYTES, error=InvalidCommandError)
 
 
 def decode_command(raw: bytes) -> CommandMessage:
@@ -227,12 +211,6 @@ def decode_command(raw: bytes) -> CommandMessage:
 def decode_ack(raw: bytes) -> CommandAck:
     """Parse and validate an acknowledgement; raises :class:`InvalidCommandError` naming the first bad field."""
     return _decode(ACK_ADAPTER, raw)
-
-
-def _invalid(exc: ValidationError) -> InvalidCommandError:
-    first = exc.errors(include_url=False, include_input=False)[0]
-    field = ".".join(str(p) for p in first["loc"]) or "<message>"
-    return InvalidCommandError(printable(field[:80]), printable(first["msg"][:200]))
 
 
 __all__ = [

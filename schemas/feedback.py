@@ -21,11 +21,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Final, Literal
 
-import pydantic_core
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from pydantic import ConfigDict, Field, TypeAdapter, with_config
 from typing_extensions import TypedDict
 
-from schemas._strict_json import StrictTimestamp, printable
+from schemas._control_message import decode_control_message, validated
+from schemas._strict_json import StrictTimestamp
 from schemas.errors import InvalidFeedbackError
 from schemas.payload import RejectReason
 
@@ -117,10 +117,7 @@ def build_feedback(*, quarantine_id: int, reason: str, detail: str, topic: str, 
         "readings_rejected": readings_rejected, "readings_accepted": readings_accepted,
         "received_at": received_at.astimezone(UTC), "hint": hint_for(reason), "suppressed": suppressed,
     }
-    try:
-        return FEEDBACK_ADAPTER.validate_python(message)
-    except ValidationError as exc:
-        raise _invalid(exc) from None
+    return validated(FEEDBACK_ADAPTER, message, InvalidFeedbackError)
 
 
 def encode_feedback(message: FeedbackMessage) -> bytes:
@@ -130,26 +127,7 @@ def encode_feedback(message: FeedbackMessage) -> bytes:
 
 def decode_feedback(raw: bytes) -> FeedbackMessage:
     """Parse and validate a feedback payload; raises :class:`InvalidFeedbackError` naming the bad field."""
-    if len(raw) > MAX_FEEDBACK_BYTES:
-        raise InvalidFeedbackError("<message>", f"{len(raw)} bytes is over the {MAX_FEEDBACK_BYTES}-byte limit")
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidFeedbackError("<message>", f"not UTF-8 at byte {exc.start}") from None
-    try:
-        pydantic_core.from_json(raw)
-    except ValueError as exc:
-        raise InvalidFeedbackError("<message>", f"not JSON: {printable(str(exc)[:120])}") from None
-    try:
-        return FEEDBACK_ADAPTER.validate_json(raw)
-    except ValidationError as exc:
-        raise _invalid(exc) from None
-
-
-def _invalid(exc: ValidationError) -> InvalidFeedbackError:
-    first = exc.errors(include_url=False, include_input=False)[0]
-    field = ".".join(str(p) for p in first["loc"]) or "<message>"
-    return InvalidFeedbackError(printable(field[:80]), printable(first["msg"][:200]))
+    return decode_control_message(FEEDBACK_ADAPTER, raw, max_bytes=MAX_FEEDBACK_BYTES, error=InvalidFeedbackError)
 
 
 __all__ = [
