@@ -262,7 +262,8 @@ def bench_ingest(ctx: typer.Context) -> None:
     """MQTT → ingest → TimescaleDB throughput and latency vs the COPY ceiling and a naive consumer.
 
     Options are passed to scripts/bench_ingest.py (--rate, --duration, --instances, --per-message ...);
-    --saturate finds the highest rate sustained with 0 lost (--step-s, --bisect-steps, --confirm-s, --curve-s).
+    --saturate finds the highest rate sustained with 0 lost
+    (--step-s, --bisect-steps, --confirm-s, --confirm-attempts, --curve-s).
     Prints one JSON line with every figure.
     """
     import subprocess

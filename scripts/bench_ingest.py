@@ -475,6 +475,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     sat.add_argument("--step-s", type=float, default=10.0, help="seconds per search step")
     sat.add_argument("--bisect-steps", type=int, default=4, help="bisection steps after the closed-loop probe")
     sat.add_argument("--confirm-s", type=float, default=60.0, help="seconds of the final confirmation step")
+    sat.add_argument("--confirm-attempts", type=int, default=5,
+                     help="confirmation steps, each lower than the failed one, before reporting 0")
     sat.add_argument("--curve-s", type=float, default=10.0, help="seconds per latency-curve point")
     sat.add_argument("--max-lag-s", type=float, default=2.0,
                      help="a step is sustained only if its last readings commit within this after publishing ends")

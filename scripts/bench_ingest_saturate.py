@@ -14,8 +14,9 @@ question directly, with the same ingest instances kept running throughout:
    the step only buffered in the broker). Between steps the backlog drains, so steps do not pollute each other.
    Each step's ``verdict`` says why it failed: ``lost``, ``unacknowledged``, ``publisher_behind`` (the
    publisher or the broker could not offer the rate: not a verdict on ingest) or ``backlog``.
-3. **Confirmation**: the best sustained rate again for ``--confirm-s`` (60 s by default); if it fails, 10 %
-   lower, then 20 % lower. The figure reported is the rate that passed its confirmation (0: none did).
+3. **Confirmation**: the best sustained rate again for ``--confirm-s`` (60 s by default). If it fails, the
+   next step offers a little under the rate stored during the failed one (at least 15 % less), up to
+   ``--confirm-attempts`` steps. The figure reported is the rate that passed its confirmation (0: none did).
 4. **Latency curve**: publish → committed p50/p99 at 25, 50 and 80 % of the confirmed rate (each
    ``--curve-s``); the 100 % point is the confirmation step itself.
 
@@ -40,6 +41,7 @@ from bench_ingest import (
 from bench_publisher import PublishSpec, publish_step
 
 _KEEP_UP = 0.97  # a step whose publisher reached less than this share of the offered rate is not sustained
+_CONFIRM_STEP_DOWN = 0.15  # share by which a failed confirmation lowers the next one's rate (at least)
 
 
 class _Search:
@@ -122,13 +124,29 @@ def _search(s: _Search, a: argparse.Namespace) -> tuple[dict[str, Any], float, d
         rate = (lo + hi) / 2 if lo else max(hi / 2, a.min_rate)
         if hi <= a.min_rate:
             break
-    for attempt, confirm_rate in enumerate((lo, lo * 0.9, lo * 0.8)):
+    confirm_rate = lo
+    for attempt in range(max(a.confirm_attempts, 1)):
         if confirm_rate < a.min_rate:
             break
         confirm = s.step(f"confirm-{attempt + 1}", confirm_rate, a.confirm_s)
         if confirm["sustained"]:
             return probe, confirm_rate, confirm
+        confirm_rate = _next_confirm_rate(confirm_rate, confirm)
     return probe, 0.0, None
+
+
+def _next_confirm_rate(rate: float, failed: dict[str, Any]) -> float:
+    """The next, lower rate to confirm after a failed confirmation step.
+
+    A longer step can fail where the short one passed (the database's checkpoints and autovacuum, the
+    broker's queue growing for longer). When the step failed on backlog, the rate stored while publishing is
+    what the pipeline kept up with for that long, so the next step offers a little under it; otherwise, or if
+    that is not lower, 15 % less.
+    """
+    step_down = rate * (1 - _CONFIRM_STEP_DOWN)
+    if failed["verdict"] == "backlog":
+        return min(step_down, failed["stored_readings_per_s_while_publishing"] * _KEEP_UP)
+    return step_down
 
 
 def run_saturate(args: argparse.Namespace) -> dict[str, Any]:

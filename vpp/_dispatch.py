@@ -374,11 +374,11 @@ class Dispatcher:
             logger.debug("acknowledgement %s on %s matches no outstanding command", ack["command_id"], topic)
             return
         del self._outstanding[ack["command_id"]]
-        self.acks_received += 1
         applied = ack["status"] == AckStatus.APPLIED
         payload_json = ACK_ADAPTER.dump_python(ack, mode="json")
         reason = None if applied or ack["reason"] is None else ack["reason"].value
         await asyncio.to_thread(self._record_ack, ack, "applied" if applied else "rejected", reason, payload_json, now)
+        self.acks_received += 1  # counted once audited, so a reader of the counter also sees the ack's status
 
     def _record_ack(self, ack: CommandAck, kind: str, reason: str | None, payload: Any, at: datetime) -> None:
         try:
