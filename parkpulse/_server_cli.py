@@ -266,10 +266,25 @@ def bench_ingest(ctx: typer.Context) -> None:
     (--step-s, --bisect-steps, --confirm-s, --confirm-attempts, --curve-s).
     Prints one JSON line with every figure.
     """
+    raise typer.Exit(_run_bench_script("bench_ingest.py", ctx.args))
+
+
+@bench_app.command("aggregation", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench_aggregation(ctx: typer.Context) -> None:
+    """Aggregation on 1,000 meters × 1 year: Polars vs one SQL query, full backfill, incremental runs.
+
+    Options are passed to scripts/bench_aggregation.py (--meters, --days, --incremental-runs, --profile,
+    --reuse ...). It loads its own database (<db>_aggbench) and prints one JSON line with every figure.
+    """
+    raise typer.Exit(_run_bench_script("bench_aggregation.py", ctx.args))
+
+
+def _run_bench_script(name: str, args: list[str]) -> int:
+    """Run one of the project's benchmark scripts with this interpreter; returns its exit code."""
     import subprocess
     import sys
 
     from infra.paths import project_root
 
-    script = project_root() / "scripts" / "bench_ingest.py"
-    raise typer.Exit(subprocess.call([sys.executable, str(script), *ctx.args]))  # noqa: S603
+    script = project_root() / "scripts" / name
+    return subprocess.call([sys.executable, str(script), *args])  # noqa: S603

@@ -145,7 +145,7 @@ def _next_confirm_rate(rate: float, failed: dict[str, Any]) -> float:
     """
     step_down = rate * (1 - _CONFIRM_STEP_DOWN)
     if failed["verdict"] == "backlog":
-        return min(step_down, failed["stored_readings_per_s_while_publishing"] * _KEEP_UP)
+        return min(step_down, float(failed["stored_readings_per_s_while_publishing"]) * _KEEP_UP)
     return step_down
 
 
