@@ -90,6 +90,8 @@ class RunReport:
     energy: float = 0.0
     estimated_energy: float = 0.0
     watermark: int = 0
+    #: the earliest reading time this run recomputed from (``TIME_MIN`` for a rebuild; None: nothing changed)
+    earliest_change: datetime | None = None
     keys: list[pl.DataFrame] = field(default_factory=list)
     #: seconds per phase (read / compute / write …); worker-thread phases overlap the main thread's
     phases: PhaseTimer = field(default_factory=PhaseTimer)
@@ -171,11 +173,14 @@ class AggregationJob:
                 conn.execute("TRUNCATE interval_energy, meter_rollups, group_rollups, balance_checks, pue_results")
             if rebuild:
                 windows = meta.select("series_id", w0=pl.lit(TIME_MIN, _UTC_DT), w1=pl.lit(TIME_MAX, _UTC_DT))
+                report.earliest_change = TIME_MIN
             else:
                 batch = feed.read(self.settings.aggregation_max_changes, scope)
                 report.n_changes = batch.changes.height
                 changes = batch.changes.filter(pl.col("series_id").is_in(meta.get_column("series_id").implode()))
                 windows = merge_windows(changes, timedelta(days=1))
+                if changes.height:
+                    report.earliest_change = changes.select(pl.col("ts_min").min()).item()
             t.add("setup", time.perf_counter() - t0)
             try:
                 # after the TRUNCATE nothing is stored: the first pass appends without deleting ranges first
@@ -193,10 +198,12 @@ class AggregationJob:
                 report.watermark = batch.new_last_change_id
             report.finished_at = datetime.now(UTC)
             conn.execute("""UPDATE aggregation_runs SET status = 'ok', finished_at = %s, n_changes = %s, n_series = %s,
-                                n_intervals = %s, n_rollups = %s, n_indicators = %s, estimated_share = %s
+                                n_intervals = %s, n_rollups = %s, n_indicators = %s, estimated_share = %s,
+                                earliest_change = %s
                             WHERE run_id = %s""",
                          (report.finished_at, report.n_changes, report.n_series, report.n_intervals, report.n_rollups,
-                          report.n_indicators, report.estimated_share, run_id[0] if run_id else None))
+                          report.n_indicators, report.estimated_share, report.earliest_change,
+                          run_id[0] if run_id else None))
         logger.info("aggregation run: %d changes, %d series, %d intervals, %d rollups, %d indicators in %.2f s",
                     report.n_changes, report.n_series, report.n_intervals, report.n_rollups, report.n_indicators,
                     report.elapsed_s)

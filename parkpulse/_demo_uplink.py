@@ -1,7 +1,7 @@
 """The demo's uplink step: the simulated park's day goes to a local energy online-monitoring platform.
 
-A throwaway certificate chain (root CA → server certificate for 127.0.0.1, made with ``cryptography`` in
-a temporary directory) lets the platform simulator speak HTTPS as a real platform would; the demo endpoint
+A throwaway certificate chain (root CA → server certificate for 127.0.0.1, made by :mod:`infra.dev_pki`
+in a temporary directory) lets the platform simulator speak HTTPS as a real platform would; the demo endpoint
 (profile ``national-json``, token auth) is reset, the day's records are computed from the aggregated
 data and enqueued (:func:`uplink._enqueue.enqueue_range`), and the delivery worker drains the queue once.
 The step prints and returns how many records the platform acknowledged.
@@ -12,16 +12,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import datetime as dt
-import ipaddress
 import tempfile
 from pathlib import Path
 
 import psycopg
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from infra.dev_pki import Issuer, issue_certificate, loopback_server_extensions, write_pem
 from simulators.platform import PlatformSimulator
 from uplink._endpoints import EndpointAuth, EndpointConfig
 from uplink._enqueue import enqueue_range
@@ -33,33 +29,15 @@ DEMO_ENTERPRISE = "91440300DEMO00001X"
 _DEMO_SECRET = "demo-secret"  # noqa: S105 -- a throwaway credential of the local simulator
 
 
-def _sign(subject: str, key: ec.EllipticCurvePrivateKey, issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
-          | None, *, ca: bool) -> x509.Certificate:
-    now = dt.datetime.now(dt.UTC)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    builder = (x509.CertificateBuilder().subject_name(name)
-               .issuer_name(issuer[0].subject if issuer else name).public_key(key.public_key())
-               .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-               .not_valid_after(now + dt.timedelta(days=1))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if not ca:
-        builder = (builder.add_extension(x509.SubjectAlternativeName([
-            x509.DNSName("localhost"), x509.IPAddress(ipaddress.IPv4Address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False))
-    return builder.sign(issuer[1] if issuer else key, hashes.SHA256())
-
-
 def make_demo_chain(directory: Path) -> tuple[Path, Path, Path]:
     """(CA certificate, server certificate, server key) files for 127.0.0.1, valid for a day."""
-    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca = _sign("ParkPulse demo platform CA", ca_key, None, ca=True)
-    server = _sign("127.0.0.1", server_key, (ca, ca_key), ca=False)
-    paths = (directory / "ca.crt", directory / "server.crt", directory / "server.key")
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(server.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(server_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                  serialization.NoEncryption()))
-    return paths
+    ca, ca_key = issue_certificate("ParkPulse demo platform CA", None, ca=True, extensions=[], valid_days=1)
+    server, server_key = issue_certificate("127.0.0.1", Issuer(ca, ca_key), ca=False,
+                                           extensions=loopback_server_extensions(), valid_days=1)
+    ca_path, _ = write_pem(directory / "ca", ca, ca_key)
+    ca_path.with_suffix(".key").unlink()  # nothing else is signed with it
+    cert_path, key_path = write_pem(directory / "server", server, server_key)
+    return ca_path, cert_path, key_path
 
 
 async def demo_uplink(database_url: str, park_id: str, day: dt.date) -> str:

@@ -12,7 +12,7 @@
         # or  {kind: client_cert, cert_file: client.pem, key_file: client.key}
         ca_file: /etc/parkpulse/platform-ca.pem   # verify the platform against this CA (default: system CAs)
         batch_size: 100
-        realtime_interval_min: 15     # 15 | 30 | 60 (60: hourly real-time records instead of 15-minute ones)
+        realtime_interval_min: 15     # 15 | 60 (60: hourly real-time records instead of 15-minute ones)
         unit: {name: 某某有限公司, industry_code: C3130, region_code: "440300", address: …,
                contact_name: …, contact_phone: …}
 
@@ -77,7 +77,7 @@ class EndpointConfig(BaseModel):
     auth: EndpointAuth = EndpointAuth()
     ca_file: Path | None = None
     batch_size: Annotated[int, Field(ge=1, le=5000)] = 100
-    realtime_interval_min: Literal[15, 30, 60] = 15
+    realtime_interval_min: int = 15
     timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
     unit: dict[str, str] | None = None
 
@@ -86,6 +86,14 @@ class EndpointConfig(BaseModel):
     def _name(cls, value: str) -> str:
         if not _NAME.match(value):
             raise ValueError("use [a-z0-9][a-z0-9_-]{0,63}")
+        return value
+
+    @field_validator("realtime_interval_min")
+    @classmethod
+    def _realtime(cls, value: int) -> int:
+        if value not in (15, 60):
+            raise ValueError(f"{value} minutes is not a real-time period of the specification (15 minutes, relaxable "
+                             "to 60): use 15, or 60 for hourly records")
         return value
 
     @field_validator("base_url")

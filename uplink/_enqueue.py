@@ -2,9 +2,10 @@
 
 * :func:`enqueue_range` recomputes one park's records for a window from the database and enqueues them
   (``parkpulse uplink enqueue``); :func:`enqueue_records` stores given records (tests, imports).
-* :func:`after_aggregate` is the hook ``parkpulse aggregate`` calls after each run: it recomputes the last
-  ``uplink_lookback_days`` days of every configured park (late data revises what was sent) and refreshes
-  the quality flags. It never raises; it returns lines to print.
+* :func:`after_aggregate` is the hook ``parkpulse aggregate`` calls after each run: it recomputes every
+  configured park from the earliest reading that run recomputed (late data revises what was sent, however
+  late it came), at least the last ``uplink_lookback_days`` days and at most ``uplink_revision_horizon_days``,
+  and refreshes the quality flags. It never raises; it returns lines to print.
 """
 
 from __future__ import annotations
@@ -82,9 +83,26 @@ def enqueue_records(database_url: str, endpoints: Sequence[EndpointConfig], prof
         return upsert_records(conn, profile, records, queues(endpoints))
 
 
+def _last_run_earliest_change(database_url: str) -> datetime | None:
+    """The earliest reading time the last successful aggregation run recomputed from (None: unknown)."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT earliest_change FROM aggregation_runs WHERE status = 'ok' "
+                           "ORDER BY run_id DESC LIMIT 1").fetchone()
+    return row[0] if row else None
+
+
+def recompute_start(today: date, tz: ZoneInfo, earliest_change: datetime | None, *, lookback_days: int,
+                    horizon_days: int) -> date:
+    """First local day to recompute: the earliest changed day, but within ``[today - horizon, today - lookback]``."""
+    start = today - timedelta(days=lookback_days)
+    if earliest_change is not None:
+        start = min(start, earliest_change.astimezone(tz).date())
+    return max(start, today - timedelta(days=horizon_days))
+
+
 def after_aggregate(database_url: str, reports_dir: Path | None = None, *, endpoints_file: Path | None = None,
                     lookback_days: int | None = None, now: datetime | None = None) -> list[str]:
-    """Hook for ``aggregation._cli.AFTER_RUN``: recompute and enqueue the recent days of every configured park."""
+    """Hook for ``aggregation._cli.AFTER_RUN``: recompute and enqueue what the run changed, for every park."""
     del reports_dir
     settings = UplinkSettings(database_url=database_url)
     path = endpoints_file or settings.uplink_endpoints_file
@@ -92,6 +110,11 @@ def after_aggregate(database_url: str, reports_dir: Path | None = None, *, endpo
         return []  # uplink not configured: nothing to do, nothing to say
     now = now or datetime.now(UTC)
     days = lookback_days or settings.uplink_lookback_days
+    try:
+        earliest = _last_run_earliest_change(database_url)
+    except psycopg.Error as exc:
+        logger.warning("cannot read the last aggregation run (%s); recomputing the last %d days", exc, days)
+        earliest = None
     lines: list[str] = []
     try:
         endpoints = load_endpoints(path)
@@ -101,8 +124,11 @@ def after_aggregate(database_url: str, reports_dir: Path | None = None, *, endpo
         try:
             with psycopg.connect(database_url) as conn:
                 tz = conn.execute("SELECT timezone FROM parks WHERE park_id = %s", (park,)).fetchone()
-            today = now.astimezone(ZoneInfo(str(tz[0]) if tz else "Asia/Shanghai")).date()
-            start, end = today - timedelta(days=days), today + timedelta(days=1)
+            zone = ZoneInfo(str(tz[0]) if tz else "Asia/Shanghai")
+            today = now.astimezone(zone).date()
+            start = recompute_start(today, zone, earliest, lookback_days=days,
+                                    horizon_days=settings.uplink_revision_horizon_days)
+            end = today + timedelta(days=1)
             report = enqueue_range(database_url, endpoints, park, start, end, now=now)
             flags = refresh_quality(database_url, endpoints, park, start, today, now=now)
             lines.append(f"uplink {park}: {report.new} new, {report.revised} revised, {report.unchanged} unchanged "

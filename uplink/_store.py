@@ -148,6 +148,26 @@ def upsert_records(conn: psycopg.Connection[Any], profile: str, records: Sequenc
     return EnqueueReport(new, revised, len(seen) - new - revised)
 
 
+#: First key of the two-key advisory locks that give one delivery process an endpoint (the second is its name's hash).
+_DELIVERY_LOCK_SPACE = 0x55504C4B  # "UPLK"
+
+
+def try_lock_endpoint(conn: psycopg.Connection[Any], endpoint: str) -> bool:
+    """Take the session's delivery lock of ``endpoint``; False when another process holds it.
+
+    Two ``uplink run`` processes serving one endpoint would send the same batch twice and race on its
+    acknowledgements; the lock makes the second one wait. It is a session lock, so it dies with a crashed
+    process's connection.
+    """
+    row = conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (_DELIVERY_LOCK_SPACE, endpoint)).fetchone()
+    return bool(row and row[0])
+
+
+def unlock_endpoint(conn: psycopg.Connection[Any], endpoint: str) -> None:
+    """Release the delivery lock taken by :func:`try_lock_endpoint` on this session."""
+    conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (_DELIVERY_LOCK_SPACE, endpoint))
+
+
 def next_batch(conn: psycopg.Connection[Any], endpoint: str, limit: int) -> list[UplinkRecord]:
     """The oldest ``limit`` records waiting for ``endpoint`` (pending, or sent without an answer)."""
     rows = conn.execute(

@@ -7,7 +7,9 @@ answers. Acknowledged records leave the queue; rejected ones keep the platform's
 batch back and the endpoint backs off with capped, jittered exponential delays; an expired token is
 renewed once and the batch resent. A request the platform refuses as a whole is split in halves until the
 offending record is isolated and rejected alone. Endpoints share nothing, so one that is down never
-delays another. Database calls run in a worker thread on the endpoint's own connection.
+delays another. Database calls run in a worker thread on the endpoint's own connection, which holds the
+endpoint's advisory lock while it drains: a second ``uplink run`` process serving the same endpoint waits
+instead of sending the same batches again.
 """
 
 from __future__ import annotations
@@ -40,7 +42,15 @@ from schemas.uplink_wire_types import WireProfile
 from uplink._endpoints import EndpointConfig
 from uplink._metrics import UplinkMetrics
 from uplink._registers import sync_registers
-from uplink._store import apply_acks, endpoint_status, mark_failed, mark_sent, next_batch
+from uplink._store import (
+    apply_acks,
+    endpoint_status,
+    mark_failed,
+    mark_sent,
+    next_batch,
+    try_lock_endpoint,
+    unlock_endpoint,
+)
 
 logger = logging.getLogger(__name__)
 _FAILURES = (UplinkTransientError, UplinkTokenExpired, UplinkAuthError, UplinkWireError, httpx.HTTPError, OSError)
@@ -164,39 +174,50 @@ class UplinkWorker:
 
     async def _drain(self, link: _Link) -> DrainResult:
         async with link.lock:
-            result = DrainResult()
             name = link.endpoint.name
-            size = min(link.endpoint.batch_size, link.profile.max_records_per_request)
-            if self._send_registers:
-                error = await self._registers(link)
-                if error is not None:
-                    result.error = error
-                    self.metrics.send_errors[name] += 1
-                    await self._gauges(link)
-                    return result
-            while True:
-                batch = await asyncio.to_thread(next_batch, link.conn, name, size)
-                if not batch:
-                    break
-                upload_id = uuid.uuid4().hex
-                await asyncio.to_thread(mark_sent, link.conn, name, batch, upload_id)
-                try:
-                    acks = await self._deliver(link, batch, upload_id)
-                except _FAILURES as exc:
-                    await asyncio.to_thread(mark_failed, link.conn, name, batch, f"{type(exc).__name__}: {exc}")
-                    self.metrics.send_errors[name] += 1
-                    result.error = f"{type(exc).__name__}: {exc}"
-                    break
-                acked, rejected = await asyncio.to_thread(apply_acks, link.conn, name, acks)
-                result.sent += len(batch)
-                result.acked += acked
-                result.rejected += rejected
-                self.metrics.acked[name] += acked
-                self.metrics.rejected[name] += rejected
-                if acked + rejected == 0:  # answers for revisions that moved on meanwhile: look again later
-                    break
-            await self._gauges(link)
-            return result
+            if not await asyncio.to_thread(try_lock_endpoint, link.conn, name):
+                self.metrics.send_errors[name] += 1
+                return DrainResult(error=f"endpoint {name} is being delivered by another `parkpulse uplink run` "
+                                         "process; stop one of them (this one retries later)")
+            try:
+                return await self._drain_locked(link)
+            finally:
+                await asyncio.to_thread(unlock_endpoint, link.conn, name)
+
+    async def _drain_locked(self, link: _Link) -> DrainResult:
+        result = DrainResult()
+        name = link.endpoint.name
+        size = min(link.endpoint.batch_size, link.profile.max_records_per_request)
+        if self._send_registers:
+            error = await self._registers(link)
+            if error is not None:
+                result.error = error
+                self.metrics.send_errors[name] += 1
+                await self._gauges(link)
+                return result
+        while True:
+            batch = await asyncio.to_thread(next_batch, link.conn, name, size)
+            if not batch:
+                break
+            upload_id = uuid.uuid4().hex
+            await asyncio.to_thread(mark_sent, link.conn, name, batch, upload_id)
+            try:
+                acks = await self._deliver(link, batch, upload_id)
+            except _FAILURES as exc:
+                await asyncio.to_thread(mark_failed, link.conn, name, batch, f"{type(exc).__name__}: {exc}")
+                self.metrics.send_errors[name] += 1
+                result.error = f"{type(exc).__name__}: {exc}"
+                break
+            acked, rejected = await asyncio.to_thread(apply_acks, link.conn, name, acks)
+            result.sent += len(batch)
+            result.acked += acked
+            result.rejected += rejected
+            self.metrics.acked[name] += acked
+            self.metrics.rejected[name] += rejected
+            if acked + rejected == 0:  # answers for revisions that moved on meanwhile: look again later
+                break
+        await self._gauges(link)
+        return result
 
     async def _gauges(self, link: _Link) -> None:
         status = await asyncio.to_thread(endpoint_status, link.conn, link.endpoint.name)

@@ -16,6 +16,8 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
+    from pydantic import ValidationError
+
     from vpp._intake_store import IntakeStore
 
 console = Console()
@@ -57,7 +59,20 @@ def run(
     ven_name: Annotated[str | None, typer.Option(help="VEN name (default PARKPULSE_VEN2_VEN_NAME)")] = None,
     poll_s: Annotated[float | None, typer.Option(help="poll every N s instead of the VTN's frequency")] = None,
 ) -> None:
-    """Run the OpenADR 2.0b VEN until Ctrl-C: events go through the intake, reports come from flex."""
+    """Run the OpenADR 2.0b VEN until Ctrl-C: events go through the intake, reports come from flex.
+
+    Settings, from the environment or .cache/services.env:
+
+    * required: PARKPULSE_DATABASE_URL, PARKPULSE_VEN2_VTN_URL, PARKPULSE_VEN2_PARK_ID
+
+    * identity: PARKPULSE_VEN2_VEN_NAME, _VEN_ID, _RESOURCE_ID
+
+    * security: PARKPULSE_VEN2_CERT and _KEY (both or none), _PASSPHRASE, _CA_FILE, _VTN_FINGERPRINT, _CHECK_HOSTNAME
+
+    * timing (s): PARKPULSE_VEN2_POLL_INTERVAL, _REPORT_MIN_INTERVAL
+
+    * registration retries (s): PARKPULSE_VEN2_REGISTER_BACKOFF_INITIAL_S, _REGISTER_BACKOFF_MAX_S
+    """
     import asyncio
 
     from pydantic import ValidationError
@@ -77,9 +92,9 @@ def run(
     try:
         settings = Oadr2Settings(**overrides)
     except ValidationError as exc:
-        missing = ", ".join(str(e["loc"][0]) for e in exc.errors())
-        raise _fail(f"VEN settings incomplete or invalid ({missing}): set PARKPULSE_VEN2_VTN_URL and "
-                    "PARKPULSE_VEN2_PARK_ID (or --vtn-url/--park); see vpp/_oadr2_settings.py") from None
+        raise _fail(f"VEN settings incomplete or invalid: {_settings_problems(exc)}. Set them in the environment "
+                    "or .cache/services.env (--vtn-url and --park override); `parkpulse vpp ven2 run --help` "
+                    "lists every setting") from None
     configure_logging(settings.log_level)
 
     failures: list[str] = []
@@ -226,3 +241,14 @@ def register(app: typer.Typer) -> None:
     """Add ``ven2`` and ``events`` to ``parkpulse vpp``."""
     app.add_typer(ven2_app, name="ven2")
     app.add_typer(events_app, name="events")
+
+
+def _settings_problems(exc: ValidationError) -> str:
+    """Each settings error as the variable to set and what is wrong with it."""
+    problems = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        name = field if field.startswith("PARKPULSE_") else f"PARKPULSE_VEN2_{field.upper()}" if field else ""
+        message = "missing" if error["type"] == "missing" else str(error["msg"]).removeprefix("Value error, ")
+        problems.append(f"{name}: {message}" if name else message)
+    return "; ".join(problems)

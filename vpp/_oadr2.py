@@ -9,7 +9,8 @@ registration and the ``oadrUpdateReport`` schedule. This module adds ParkPulse's
   (openleadr always writes "OK" there, so the message factory is wrapped to put the reason in);
 * one TELEMETRY_USAGE report with three data points — ``usage`` (metered load), ``baseline`` (fixed at
   notification) and ``available`` (flexibility still available, 2.0b ``upRegulationCapacityAvailable``),
-  all real power in kW — whose values come from a :class:`ReportValues` provider at the rate the VTN asks;
+  all real power in kW — whose values come from a :class:`ReportValues` provider at the rate the VTN asks
+  (a sampling with no value at all sends nothing, rather than an empty ``oadrUpdateReport``);
 * registration is retried with capped, jittered backoff until the VTN answers (a fresh client each time:
   openleadr closes its HTTP session when registration fails).
 
@@ -52,6 +53,26 @@ def _power_kw() -> Any:
     """Real power in kW (W with SI scale k), 50 Hz AC, as the report's item base."""
     return objects.Measurement(name="powerReal", description="RealPower", unit="W", scale="k",
                                power_attributes=objects.PowerAttributes(hertz=50, voltage=230, ac=True))
+
+
+class _ReportsWithData(asyncio.Queue[Any]):
+    """openleadr's outgoing report queue, minus reports without a single interval.
+
+    openleadr queues a report at every sampling time even when every callback returned nothing (the park's
+    meters are offline, no value to report); the VTN answers an ``oadrUpdateReport`` without intervals with
+    an error (openleadr's own VTN: HTTP 500). Such a report carries nothing, so it is dropped and counted.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropped_empty = 0
+
+    def put_nowait(self, item: Any) -> None:
+        if not getattr(item, "intervals", None):
+            self.dropped_empty += 1
+            logger.debug("no report values to send (%d empty reports skipped)", self.dropped_empty)
+            return
+        super().put_nowait(item)
 
 
 class Oadr2Ven:
@@ -164,6 +185,7 @@ class Oadr2Ven:
             raise Oadr2Error(f"cannot read the VEN certificate or key: {exc}; check PARKPULSE_VEN2_CERT/KEY") from exc
         client.add_handler("on_event", self._on_event)
         client.add_handler("on_update_event", self._on_event)
+        client.pending_reports = _ReportsWithData()
         original_create = client._create_message
         original_register = client.create_party_registration
 

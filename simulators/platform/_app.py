@@ -131,6 +131,10 @@ def make_platform_app(profile: WireProfile, state: PlatformState) -> FastAPI:  #
         if gated is not None and gated != upload.enterprise_code:
             return _error(profile, 403, "BAD_CREDENTIALS",
                           f"token of {gated} cannot upload for {upload.enterprise_code}")
+        refused = [r.record_key for r in upload.records if r.data_item_code in state.faults.refuse_batch_item_codes]
+        if refused:   # a platform validating the batch as a whole: one bad record refuses the request
+            state.stats.invalid_requests += 1
+            return _error(profile, 400, "BAD_REQUEST", f"request refused: invalid record {refused[0]}")
         acks = state.receive(upload.records)
         if state.draw(state.faults.lost_ack_rate):
             state.stats.lost_acks += 1

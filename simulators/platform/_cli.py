@@ -31,7 +31,8 @@ def parse_faults(pairs: list[str]) -> Faults:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise typer.BadParameter(f"{pair!r}: expected key=value, e.g. error_rate=0.1", param_hint="--fault")
-        raw[key.strip()] = value.split(",") if key.strip() == "reject_item_codes" else value.strip()
+        lists = ("reject_item_codes", "refuse_batch_item_codes")
+        raw[key.strip()] = value.split(",") if key.strip() in lists else value.strip()
     try:
         return Faults.model_validate(raw)
     except ValidationError as error:

@@ -37,6 +37,8 @@ class Faults(BaseModel):
     reject_item_codes: list[str] = Field(default_factory=list,
                                          description="data item codes rejected per record")
     reject_rate: float = Field(default=0.0, ge=0.0, le=1.0, description="share of records rejected at random")
+    refuse_batch_item_codes: list[str] = Field(
+        default_factory=list, description="data item codes for which the whole request is refused (HTTP 400)")
     expire_tokens: bool = Field(default=False,
                                 description="one-shot: every token issued so far expires now")
     down: DownMode = Field(default="up",

@@ -30,7 +30,7 @@ def endpoint(park: str, suffix: str, base_url: str = "http://127.0.0.1:9", *, pr
     """An endpoint of ``park`` named ``{park}-{suffix}``."""
     return EndpointConfig(name=f"{park}-{suffix}", profile=profile, park=park, enterprise_code="914403001234567890",
                           base_url=base_url, auth=auth or EndpointAuth(), batch_size=batch_size,
-                          realtime_interval_min=interval)  # type: ignore[arg-type]
+                          realtime_interval_min=interval)
 
 
 def shift(r: UplinkRecord, hours: int) -> datetime:

@@ -40,6 +40,12 @@ def test_bad_fields_are_named(change: dict[str, object], where: str) -> None:
         parse_endpoints(yaml.safe_dump(data))
 
 
+def test_a_30_minute_real_time_period_is_refused_with_the_allowed_values() -> None:
+    data = {"endpoints": [{**GOOD["endpoints"][0], "realtime_interval_min": 30}]}
+    with pytest.raises(EndpointConfigError, match=r"30 minutes .* use 15, or 60 for hourly records"):
+        parse_endpoints(yaml.safe_dump(data))
+
+
 def test_duplicate_names_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(EndpointConfigError, match="unique"):
         parse_endpoints(yaml.safe_dump({"endpoints": GOOD["endpoints"] * 2}))

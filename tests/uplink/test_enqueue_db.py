@@ -6,6 +6,7 @@ meter g1 (1 m³ per 15 min), over local day 2026-11-20 — so every expected val
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from aggregation._jobs import AggregationJob
 from aggregation._settings import AggregationSettings
 from tests.aggregation._seed import Meter, create_series, register_rows, write_readings
 from tests.uplink._support import SH, endpoint
-from uplink._enqueue import after_aggregate, enqueue_range
+from uplink._enqueue import after_aggregate, enqueue_range, recompute_start
 from uplink._export import export_bodies
 from uplink._quality import list_flags
 from uplink._store import queued_keys
@@ -117,6 +118,43 @@ def test_after_aggregate_hook_enqueues_and_flags(database_url: str, park_id: str
     after = [f for f in flags if f["profile"] == f"national-json@{ep.name}" and f["day"] == date(2026, 11, 20)
              and f["data_item_code"] == "01010001"]
     assert [f["reason"][:26] for f in after] == ["not acknowledged: 96 of 96"]   # nothing was sent yet
+
+
+def test_the_hook_revises_a_day_older_than_its_look_back_when_late_data_arrives(
+        database_url: str, park_id: str, db_conn: psycopg.Connection, tmp_path: Path) -> None:
+    _seed(db_conn, park_id)
+    _aggregate(database_url, park_id)   # the job's first run computes everything: a rebuild
+    ep = endpoint(park_id, "late")
+    path = tmp_path / "endpoints.yaml"
+    path.write_text(yaml.safe_dump({"endpoints": [ep.model_dump(mode="json")]}, allow_unicode=True))
+    key = f"{park_id}|01010001|day|{START.isoformat()}"
+    after_aggregate(database_url, None, endpoints_file=path, lookback_days=1, now=NOW.astimezone(UTC))
+    assert queued_keys(db_conn, ep.name)[key] == ("pending", 1, None)   # the rebuild reaches back to 11-20
+
+    # four weeks later m2's missing readings arrive; a 3-day look-back alone would never revisit 11-20
+    m2 = Meter("m2", per_interval=5.0, level=1)
+    sid = create_series(db_conn, park_id, m2)
+    late = [r for r in register_rows(m2, START, START + timedelta(days=1), Q) if GAP[0] < r[0] < GAP[1]]
+    write_readings(db_conn, sid, late)
+    _aggregate(database_url, park_id)
+    [earliest] = db_conn.execute("SELECT earliest_change FROM aggregation_runs WHERE status = 'ok' "
+                                 "ORDER BY run_id DESC LIMIT 1").fetchone() or [None]
+    assert earliest == min(r[0] for r in late)
+    later = NOW + timedelta(days=28)
+    lines = after_aggregate(database_url, None, endpoints_file=path, lookback_days=3, now=later.astimezone(UTC))
+    assert re.search(r" [1-9]\d* revised", lines[0]), lines
+    assert queued_keys(db_conn, ep.name)[key] == ("pending", 2, None)
+
+
+def test_recompute_start_is_the_earliest_change_within_the_horizon() -> None:
+    today = date(2026, 12, 20)
+    assert recompute_start(today, SH, None, lookback_days=7, horizon_days=93) == date(2026, 12, 13)
+    assert recompute_start(today, SH, datetime(2026, 11, 19, 16, 30, tzinfo=UTC), lookback_days=7,
+                           horizon_days=93) == date(2026, 11, 20)          # 00:30 local on the 20th
+    assert recompute_start(today, SH, datetime(1900, 1, 1, tzinfo=UTC), lookback_days=7,
+                           horizon_days=93) == today - timedelta(days=93)
+    assert recompute_start(today, SH, datetime(2026, 12, 19, tzinfo=UTC), lookback_days=7,
+                           horizon_days=93) == date(2026, 12, 13)          # a recent change: the look-back
 
 
 def test_month_from_indicator_and_manual_entry(database_url: str, park_id: str, db_conn: psycopg.Connection) -> None:

@@ -20,7 +20,7 @@ from uplink._endpoints import EndpointAuth
 from uplink._enqueue import enqueue_records
 from uplink._keys import format_record_key
 from uplink._quality import list_flags, refresh_quality
-from uplink._store import endpoint_status, list_rejects, queued_keys
+from uplink._store import endpoint_status, list_rejects, queued_keys, try_lock_endpoint, unlock_endpoint
 from uplink._worker import UplinkWorker
 
 pytestmark = pytest.mark.services
@@ -90,6 +90,46 @@ async def test_one_endpoint_down_never_delays_the_other(database_url: str, park_
             back = await worker.drain_once(eps[1].name)
             assert (back[eps[1].name].acked, back[eps[1].name].error) == (6, None)
             assert len(down.state.records) == 6
+
+
+async def test_a_request_refused_as_a_whole_is_split_until_the_bad_record_is_alone(
+        database_url: str, park_id: str, db_conn: psycopg.Connection) -> None:
+    async with _platform(faults=Faults(refuse_batch_item_codes=["91000002"])) as sim:
+        ep = endpoint(park_id, "split", sim.base_url, auth=TOKEN, batch_size=8)
+        bad = record(park_id, 4, 300.0, item="91000002", period="month")
+        records = [*days(park_id, 7), bad]
+        enqueue_records(database_url, [ep], "national-json", records)
+        async with UplinkWorker(database_url, [ep], send_registers=False) as worker:
+            result = (await worker.drain_once())[ep.name]
+    assert (result.sent, result.acked, result.rejected, result.error) == (8, 7, 1, None)
+    assert set(sim.state.records) == {r.record_key for r in records[:-1]}
+    [reject] = list_rejects(db_conn, ep.name)
+    assert reject.record_key == bad.record_key
+    assert "request refused: invalid record" in reject.reason
+    # halving 8 → 4 → 2 → 1 around the bad record: 4 refused requests, 3 accepted ones
+    assert (sim.state.stats.invalid_requests, sim.state.stats.data_requests) == (4, 3)
+    assert endpoint_status(db_conn, ep.name).backlog == 0
+
+
+async def test_a_second_process_on_the_same_endpoint_waits_for_the_first(database_url: str, park_id: str,
+                                                                          db_conn: psycopg.Connection) -> None:
+    async with _platform() as sim:
+        ep = endpoint(park_id, "locked", sim.base_url, auth=TOKEN)
+        enqueue_records(database_url, [ep], "national-json", days(park_id, 4))
+        with psycopg.connect(database_url, autocommit=True) as other_process:
+            assert try_lock_endpoint(other_process, ep.name)
+            async with UplinkWorker(database_url, [ep], send_registers=False) as worker:
+                waiting = (await worker.drain_once())[ep.name]
+                assert (waiting.sent, waiting.acked) == (0, 0)
+                assert "another `parkpulse uplink run`" in (waiting.error or "")
+                assert sim.state.stats.data_requests == 0
+                assert endpoint_status(db_conn, ep.name).backlog == 4
+
+                unlock_endpoint(other_process, ep.name)
+                served = (await worker.drain_once())[ep.name]
+                assert (served.acked, served.error) == (4, None)
+                # the worker released the lock after its drain: another process may take it again
+                assert try_lock_endpoint(other_process, ep.name)
 
 
 async def test_registers_are_uploaded_once_per_content(database_url: str, park_id: str,

@@ -266,6 +266,41 @@ async def test_telemetry_reports_registered_and_values_reach_the_vtn(vtn, harnes
     assert 900.0 in received
 
 
+class NoValues(Values):
+    """The park's meters are offline: no value for any report point."""
+
+    def usage_kw(self, park_id: str, dr_event_id: str | None, at: datetime) -> float | None:
+        self.asked.append(("usage", dr_event_id))
+        return None
+
+    def available_kw(self, park_id: str, dr_event_id: str | None, at: datetime) -> float | None:
+        return None
+
+
+async def test_no_values_send_no_empty_report_then_values_flow_again(vtn, harness, database_url, park_id):
+    values = NoValues()
+    async with Oadr2Ven(settings_for(vtn, database_url, park_id, "ven-e"), harness.intake, values) as ven:
+        await ven.wait_registered(WAIT_S)
+        for _ in range(int(WAIT_S * 10)):
+            if len(values.asked) >= 3:   # three samplings at the 1 s rate
+                break
+            await asyncio.sleep(0.1)
+        assert len(values.asked) >= 3
+        ven_id = ven.ven_id
+        updates = [p for t, p in HANDLED if t == "oadrUpdateReport" and p.get("ven_id") == ven_id]
+        assert updates == []
+        assert vtn.report_values == []
+        values.usage_kw = Values().usage_kw  # type: ignore[method-assign]  # the meters are back
+        for _ in range(int(WAIT_S * 10)):
+            if vtn.report_values:
+                break
+            await asyncio.sleep(0.1)
+    assert [v for _, v in vtn.report_values][:1] == [812.5]
+    updates = [p for t, p in HANDLED if t == "oadrUpdateReport" and p.get("ven_id") == ven_id]
+    assert updates
+    assert all(report["intervals"] for update in updates for report in update["reports"])
+
+
 async def test_cli_ven2_run_registers_answers_events_and_stops_on_interrupt(vtn, harness, database_url, park_id):
     env = {**os.environ, "PARKPULSE_DATABASE_URL": database_url, "PARKPULSE_VEN2_VTN_URL": vtn.url,
            "PARKPULSE_VEN2_PARK_ID": park_id, "PARKPULSE_VEN2_VEN_NAME": "ven-cli", "COLUMNS": "200"}
