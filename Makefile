@@ -14,7 +14,7 @@ demo: $(STAMP)
 ## test: lint, type-check and run the whole suite against real Mosquitto and TimescaleDB
 test: lint $(STAMP)
 	$(BIN)/parkpulse services up
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -23,16 +23,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 if TYPE_CHECKING:
+    from aggregation._jobs import RunReport
     from aggregation._settings import AggregationSettings
 
 report_app = typer.Typer(help="Reports: indicators, balance, factors, per-meter energy and the monthly report files.",
                          no_args_is_help=True)
 console = Console()
 err_console = Console(stderr=True)
-#: Called after each successful run with (database URL, --reports-dir or None); each returns lines to print
-#: (report files written, alarm changes). Their code lives in higher layers (reports/, alarms/), so the CLI
-#: registers the hooks here at start-up. A hook reports its own failures as lines; it never raises.
-AFTER_RUN: list[Callable[[str, Path | None], list[str]]] = []
+#: Called after each successful run with (database URL, --reports-dir or None, the run's report); each returns
+#: lines to print (report files written, alarm changes). Their code lives in higher layers (reports/, alarms/,
+#: uplink/), so the CLI registers the hooks here at start-up. A hook reports its own failures as lines; it never raises.
+AFTER_RUN: list[Callable[[str, Path | None, RunReport], list[str]]] = []
 
 
 def _settings(database_url: str | None) -> AggregationSettings:
@@ -90,7 +91,7 @@ def aggregate(
                           f"{report.n_indicators} indicator values, estimated share {share}, "
                           f"watermark {report.watermark}, {report.elapsed_s:.2f} s")
             for hook in AFTER_RUN:
-                for line in hook(settings.database_url, reports_dir):
+                for line in hook(settings.database_url, reports_dir, report):
                     console.print(line, markup=False, soft_wrap=True)
         except StoreUnavailableError as exc:
             err_console.print(f"[yellow]database unavailable[/]: {exc}")

@@ -18,10 +18,10 @@ from aggregation.errors import PeriodError
 
 PeriodKind = Literal["month", "quarter", "year", "ytd"]
 
-_MONTH: Final = re.compile(r"^(\d{4})-(\d{2})$")
-_QUARTER: Final = re.compile(r"^(\d{4})-[Qq]([1-4])$")
-_YEAR: Final = re.compile(r"^(\d{4})$")
-_YTD: Final = re.compile(r"^(\d{4})(?:-(\d{2}))?-[Yy][Tt][Dd]$")
+_MONTH: Final = re.compile(r"^(\d{4})-(\d{2})$", re.ASCII)
+_QUARTER: Final = re.compile(r"^(\d{4})-[Qq]([1-4])$", re.ASCII)
+_YEAR: Final = re.compile(r"^(\d{4})$", re.ASCII)
+_YTD: Final = re.compile(r"^(\d{4})(?:-(\d{2}))?-[Yy][Tt][Dd]$", re.ASCII)
 
 
 def _add_months(d: date, months: int) -> date:
@@ -75,7 +75,7 @@ def parse_period(text: str, today: date | None = None) -> Period:
     """Parse a period string; ``today`` (local date) bounds ``YYYY-YTD`` to the current month."""
     raw = text.strip()
     year_text = raw[:4]
-    if year_text.isdigit() and not MIN_YEAR <= int(year_text) <= MAX_YEAR:
+    if year_text.isascii() and year_text.isdigit() and not MIN_YEAR <= int(year_text) <= MAX_YEAR:
         raise PeriodError(text, f"the year must be between {MIN_YEAR} and {MAX_YEAR}")
     if m := _MONTH.match(raw):
         year, month = int(m[1]), int(m[2])

@@ -30,6 +30,7 @@ from uplink._cli import uplink_app
 from vpp._cli import vpp_app
 
 if TYPE_CHECKING:
+    from aggregation._jobs import RunReport
     from simulators import SimulationReport
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -74,30 +75,33 @@ def register_server_commands(top: typer.Typer) -> None:
             AFTER_RUN.append(hook)
 
 
-def _evaluate_alarms(database_url: str, reports_dir: Path | None) -> list[str]:
+def _evaluate_alarms(database_url: str, reports_dir: Path | None, run: RunReport) -> list[str]:
     """After each aggregation run: the operational alarm rules of the parks that changed."""
+    del run
     from alarms._evaluate import after_aggregate
 
     return after_aggregate(database_url, reports_dir)
 
 
-def _enqueue_uplink(database_url: str, reports_dir: Path | None) -> list[str]:
-    """After each aggregation run: recompute the last days' platform records and queue new or changed ones."""
+def _enqueue_uplink(database_url: str, reports_dir: Path | None, run: RunReport) -> list[str]:
+    """After each aggregation run: recompute the platform records from the run's earliest change and queue new
+    or changed ones."""
     from uplink._enqueue import after_aggregate
 
-    return after_aggregate(database_url, reports_dir)
+    return after_aggregate(database_url, reports_dir, earliest_change=run.earliest_change)
 
 
-def _evaluate_targets(database_url: str, reports_dir: Path | None) -> list[str]:
+def _evaluate_targets(database_url: str, reports_dir: Path | None, run: RunReport) -> list[str]:
     """After each aggregation run: the 预警 level of every park's targets (changes stored and notified)."""
-    del reports_dir
+    del reports_dir, run
     from alarms._warning_hook import after_aggregate
 
     return after_aggregate(database_url)
 
 
-def _write_monthly_reports(database_url: str, reports_dir: Path | None) -> list[str]:
+def _write_monthly_reports(database_url: str, reports_dir: Path | None, run: RunReport) -> list[str]:
     """``aggregate --reports-dir``: the closed months' report files, one line per file written or failed."""
+    del run
     if reports_dir is None:
         return []
     from reports._schedule import after_aggregate

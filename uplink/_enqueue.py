@@ -83,14 +83,6 @@ def enqueue_records(database_url: str, endpoints: Sequence[EndpointConfig], prof
         return upsert_records(conn, profile, records, queues(endpoints))
 
 
-def _last_run_earliest_change(database_url: str) -> datetime | None:
-    """The earliest reading time the last successful aggregation run recomputed from (None: unknown)."""
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute("SELECT earliest_change FROM aggregation_runs WHERE status = 'ok' "
-                           "ORDER BY run_id DESC LIMIT 1").fetchone()
-    return row[0] if row else None
-
-
 def recompute_start(today: date, tz: ZoneInfo, earliest_change: datetime | None, *, lookback_days: int,
                     horizon_days: int) -> date:
     """First local day to recompute: the earliest changed day, but within ``[today - horizon, today - lookback]``."""
@@ -100,9 +92,14 @@ def recompute_start(today: date, tz: ZoneInfo, earliest_change: datetime | None,
     return max(start, today - timedelta(days=horizon_days))
 
 
-def after_aggregate(database_url: str, reports_dir: Path | None = None, *, endpoints_file: Path | None = None,
-                    lookback_days: int | None = None, now: datetime | None = None) -> list[str]:
-    """Hook for ``aggregation._cli.AFTER_RUN``: recompute and enqueue what the run changed, for every park."""
+def after_aggregate(database_url: str, reports_dir: Path | None = None, *, earliest_change: datetime | None = None,
+                    endpoints_file: Path | None = None, lookback_days: int | None = None,
+                    now: datetime | None = None) -> list[str]:
+    """Hook for ``aggregation._cli.AFTER_RUN``: recompute and enqueue what the run changed, for every park.
+
+    ``earliest_change`` is the earliest reading time the run recomputed from (its ``RunReport``); None
+    recomputes only the look-back.
+    """
     del reports_dir
     settings = UplinkSettings(database_url=database_url)
     path = endpoints_file or settings.uplink_endpoints_file
@@ -110,11 +107,6 @@ def after_aggregate(database_url: str, reports_dir: Path | None = None, *, endpo
         return []  # uplink not configured: nothing to do, nothing to say
     now = now or datetime.now(UTC)
     days = lookback_days or settings.uplink_lookback_days
-    try:
-        earliest = _last_run_earliest_change(database_url)
-    except psycopg.Error as exc:
-        logger.warning("cannot read the last aggregation run (%s); recomputing the last %d days", exc, days)
-        earliest = None
     lines: list[str] = []
     try:
         endpoints = load_endpoints(path)
@@ -126,7 +118,7 @@ def after_aggregate(database_url: str, reports_dir: Path | None = None, *, endpo
                 tz = conn.execute("SELECT timezone FROM parks WHERE park_id = %s", (park,)).fetchone()
             zone = ZoneInfo(str(tz[0]) if tz else "Asia/Shanghai")
             today = now.astimezone(zone).date()
-            start = recompute_start(today, zone, earliest, lookback_days=days,
+            start = recompute_start(today, zone, earliest_change, lookback_days=days,
                                     horizon_days=settings.uplink_revision_horizon_days)
             end = today + timedelta(days=1)
             report = enqueue_range(database_url, endpoints, park, start, end, now=now)

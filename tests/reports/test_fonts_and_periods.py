@@ -6,7 +6,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from reports._fonts import CjkFont, find_cjk_font, load_font
@@ -51,6 +51,8 @@ def test_months_only_and_not_in_the_future():
 
 
 @given(text=st.text(max_size=20))
+@example(text="²")       # a digit to str.isdigit(), not to int(): once raised ValueError
+@example(text="٢٠٢٦-٠١")  # Arabic-Indic digits: not a period of ours
 def test_any_period_text_gives_a_month_or_a_clear_error(text: str):
     period, error = None, None
     try:

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 import yaml
 
-from aggregation._jobs import AggregationJob
+from aggregation._jobs import AggregationJob, RunReport
 from aggregation._settings import AggregationSettings
 from tests.aggregation._seed import Meter, create_series, register_rows, write_readings
 from tests.uplink._support import SH, endpoint
@@ -30,9 +30,9 @@ NOW = datetime(2026, 11, 22, 1, tzinfo=SH)
 GAP = (START + timedelta(hours=10), START + timedelta(hours=12))   # m2 silent 10:00-12:00 local
 
 
-def _aggregate(database_url: str, park_id: str) -> None:
-    AggregationJob(AggregationSettings(database_url=database_url, aggregation_park=park_id,
-                                       aggregation_gap_timeout_s=0)).run()
+def _aggregate(database_url: str, park_id: str) -> RunReport:
+    return AggregationJob(AggregationSettings(database_url=database_url, aggregation_park=park_id,
+                                              aggregation_gap_timeout_s=0)).run()
 
 
 def _seed(conn: psycopg.Connection, park_id: str) -> dict[str, int]:
@@ -123,12 +123,13 @@ def test_after_aggregate_hook_enqueues_and_flags(database_url: str, park_id: str
 def test_the_hook_revises_a_day_older_than_its_look_back_when_late_data_arrives(
         database_url: str, park_id: str, db_conn: psycopg.Connection, tmp_path: Path) -> None:
     _seed(db_conn, park_id)
-    _aggregate(database_url, park_id)   # the job's first run computes everything: a rebuild
+    first = _aggregate(database_url, park_id)   # the job's first run computes everything: a rebuild
     ep = endpoint(park_id, "late")
     path = tmp_path / "endpoints.yaml"
     path.write_text(yaml.safe_dump({"endpoints": [ep.model_dump(mode="json")]}, allow_unicode=True))
     key = f"{park_id}|01010001|day|{START.isoformat()}"
-    after_aggregate(database_url, None, endpoints_file=path, lookback_days=1, now=NOW.astimezone(UTC))
+    after_aggregate(database_url, None, earliest_change=first.earliest_change, endpoints_file=path, lookback_days=1,
+                    now=NOW.astimezone(UTC))
     assert queued_keys(db_conn, ep.name)[key] == ("pending", 1, None)   # the rebuild reaches back to 11-20
 
     # four weeks later m2's missing readings arrive; a 3-day look-back alone would never revisit 11-20
@@ -136,12 +137,16 @@ def test_the_hook_revises_a_day_older_than_its_look_back_when_late_data_arrives(
     sid = create_series(db_conn, park_id, m2)
     late = [r for r in register_rows(m2, START, START + timedelta(days=1), Q) if GAP[0] < r[0] < GAP[1]]
     write_readings(db_conn, sid, late)
-    _aggregate(database_url, park_id)
-    [earliest] = db_conn.execute("SELECT earliest_change FROM aggregation_runs WHERE status = 'ok' "
-                                 "ORDER BY run_id DESC LIMIT 1").fetchone() or [None]
-    assert earliest == min(r[0] for r in late)
-    later = NOW + timedelta(days=28)
-    lines = after_aggregate(database_url, None, endpoints_file=path, lookback_days=3, now=later.astimezone(UTC))
+    run = _aggregate(database_url, park_id)
+    assert run.earliest_change == min(r[0] for r in late)
+    [stored] = db_conn.execute("SELECT earliest_change FROM aggregation_runs WHERE started_at = %s",
+                               (run.started_at,)).fetchone() or [None]
+    assert stored == run.earliest_change
+    later = (NOW + timedelta(days=28)).astimezone(UTC)
+    without = after_aggregate(database_url, None, endpoints_file=path, lookback_days=3, now=later)
+    assert re.search(r" 0 revised", without[0]), without   # the look-back alone misses 11-20
+    lines = after_aggregate(database_url, None, earliest_change=run.earliest_change, endpoints_file=path,
+                            lookback_days=3, now=later)
     assert re.search(r" [1-9]\d* revised", lines[0]), lines
     assert queued_keys(db_conn, ep.name)[key] == ("pending", 2, None)
 

@@ -81,6 +81,11 @@ def _check_against_the_meter(loop: Loop, doc: dict[str, Any]) -> None:
     assert doc["missing_intervals"] == 0
 
 
+def _actions(loop: Any, event_id: str) -> list[tuple[str, str]]:
+    """(action, status) of every command of the event, as audited."""
+    return [(action, kind) for _, action, _, kind, _ in loop.command_log(event_id)]
+
+
 async def scenario_openleadr_event_sheds_load_and_mv_matches_the_meters(vtn, database_url, mqtt_url, park_id,
                                                                    tmp_path: Path) -> None:
     configure_park(database_url, park_id)
@@ -100,8 +105,10 @@ async def scenario_openleadr_event_sheds_load_and_mv_matches_the_meters(vtn, dat
             # The battery takes the setpoint once the event starts and the park's load drops.
             assert await wait_until(lambda: loop.battery.remote and loop.battery.setpoint_kw <= -50.0,
                                     timeout=GUARD_S + 60)
-            log = loop.command_log(event_id)
-            assert any(device == BESS and kind == "applied" for device, _, _, kind, _ in log), log
+            # the device acknowledged: the dispatcher audits the ack just after the battery applied it
+            def applied() -> bool:
+                return any(device == BESS and kind == "applied" for device, _, _, kind, _ in loop.command_log(event_id))
+            assert await wait_until(applied, timeout=GUARD_S, interval=0.5), loop.command_log(event_id)
             doc = await _final(loop, event_id, start + 3 * INTERVAL)
             values = list(vtn.report_values)
             assert doc["status"] == "final"
@@ -156,10 +163,10 @@ async def scenario_modified_then_cancelled_event(vtn, database_url, mqtt_url, pa
             vtn.server.cancel_event(ven.ven_id, vtn_event_id)
             await asyncio.wait_for(cancelled, GUARD_S)
             assert await wait_until(lambda: not loop.battery.remote, timeout=GUARD_S)
+            assert await wait_until(lambda: ("release", "applied") in _actions(loop, event_id), timeout=GUARD_S,
+                                    interval=0.5), _actions(loop, event_id)  # the release's ack audited
             status = loop.query("SELECT status, committed_kw FROM vpp_mv_events WHERE event_id = %s", (event_id,))
     assert status == [("cancelled", pytest.approx(120.0))]
-    actions = [(action, kind) for _, action, _, kind, _ in loop.command_log(event_id)]
-    assert ("release", "applied") in actions
 
 
 async def scenario_edge_offline_commands_expire_and_mv_stays_honest(vtn, database_url, mqtt_url,

@@ -94,6 +94,9 @@ async def scenario_oadr3_event_modified_then_deleted_is_replanned_then_released(
             # The VEN records the intake's answer after every listener (dispatcher, live M&V) has run.
             assert await wait_until(lambda: tracked.result.action is IntakeAction.CANCELLED, timeout=GUARD_S)
             assert await wait_until(lambda: not loop.battery.remote, timeout=GUARD_S)
+            assert await wait_until(lambda: ("release", "applied") in [
+                (action, kind) for _, action, _, kind, _ in loop.command_log(first.dr_event_id)],
+                timeout=GUARD_S, interval=0.5)  # the release's acknowledgement audited
             flex_status = loop.query("SELECT status FROM dr_events WHERE event_id = %s", (first.dr_event_id,))
             mv_status = loop.query("SELECT status, committed_kw FROM vpp_mv_events WHERE event_id = %s",
                                    (first.dr_event_id,))
@@ -102,7 +105,5 @@ async def scenario_oadr3_event_modified_then_deleted_is_replanned_then_released(
     # Live M&V measures from the baseline fixed at the event's start; a deletion can arrive before that (no
     # row then) or after (the row is cancelled, with the modified commitment) — never left running.
     assert mv_status in ([], [("cancelled", pytest.approx(120.0))])
-    actions = [(action, kind) for _, action, _, kind, _ in loop.command_log(first.dr_event_id)]
-    assert ("release", "applied") in actions
     assert vtn.state.rejected_requests == []
     assert vtn.state.response_problems == []
