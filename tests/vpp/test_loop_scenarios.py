@@ -32,7 +32,6 @@ from tests.vpp.test_oadr2_ven import openleadr_vtn
 pytestmark = [
     pytest.mark.services,
     pytest.mark.faults,
-    pytest.mark.xdist_group("vpp-loop"),  # `make test`: on a worker of its own, beside the rest of the suite
     # openleadr 0.5.36 keys its aiohttp app with plain strings
     pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning"),
 ]
