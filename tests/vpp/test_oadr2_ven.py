@@ -307,6 +307,15 @@ async def test_cli_ven2_run_registers_answers_events_and_stops_on_interrupt(vtn,
     process = await asyncio.create_subprocess_exec(
         str(Path(sys.executable).with_name("parkpulse")), "vpp", "ven2", "run", "--poll-s", "1",
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    stdout = process.stdout
+    assert stdout is not None
+    lines: list[str] = []
+
+    async def read_output() -> None:
+        async for line in stdout:
+            lines.append(line.decode(errors="replace"))
+
+    reader = asyncio.create_task(read_output())
     try:
         for _ in range(int(WAIT_S * 10)):
             if "ven-cli" in vtn.ven_ids and process.returncode is None:
@@ -315,10 +324,18 @@ async def test_cli_ven2_run_registers_answers_events_and_stops_on_interrupt(vtn,
         opted = vtn.opt_future()
         event_id = dispatch_event(vtn.server, vtn.ven_ids["ven-cli"], 30.0, opted)
         assert await asyncio.wait_for(opted, WAIT_S) == "optIn"
+        # the VTN may see the opt-in before a loaded machine lets the CLI print its registration line
+        for _ in range(int(WAIT_S * 10)):
+            if any("registered with" in line for line in lines):
+                break
+            await asyncio.sleep(0.1)
     finally:
         process.send_signal(signal.SIGINT)
-        output, _ = await asyncio.wait_for(process.communicate(), WAIT_S)
-    assert process.returncode == 0, output.decode()
-    assert "registered with" in output.decode()
+        await asyncio.wait_for(process.wait(), WAIT_S)
+        await asyncio.wait_for(reader, WAIT_S)
+    output = "".join(lines)
+    assert process.returncode == 0, output
+    assert "registered with" in output, output
+    assert "stopped" in output, output
     stored = harness.store.list_events(park_id)[0]
     assert [e.vtn_event_id for e in stored] == [event_id]
