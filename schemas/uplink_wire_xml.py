@@ -170,7 +170,7 @@ def _parse(body: bytes, kind: str) -> tuple[_Reader, ET.Element | None]:
         root = ET.fromstring(body)  # noqa: S314 -- DOCTYPE/ENTITY refused above; expat >= 2.4 caps expansion
     except ET.ParseError as error:
         raise UplinkDecodeError(f"xml body: not well-formed XML ({error})") from None
-    except (ValueError, UnicodeError) as error:
+    except (ValueError, UnicodeError, LookupError) as error:  # LookupError: an unknown declared encoding
         raise UplinkDecodeError(f"xml body: cannot be read ({error})") from None
     if root.tag != "root":
         raise UplinkDecodeError(f"xml body: root element is <{root.tag}>, expected <root>")

@@ -141,6 +141,13 @@ def test_text_the_format_cannot_carry_is_refused_on_encode(profile: Any) -> None
         encode_data_request(profile, [bad], upload_id="u")
 
 
+def test_xml_declaring_an_unknown_encoding_is_a_decode_error() -> None:
+    # found by hypothesis (a mutated declaration): expat raised LookupError, which no caller expects
+    body = b'<?xml version="1.0" encoding="Atf-8"?><root><common><type>login</type></common></root>'
+    with pytest.raises(UplinkDecodeError, match="cannot be read"):
+        decode_body(PROFILES[1], body, "token_request")
+
+
 def test_xml_with_a_doctype_is_refused() -> None:
     bomb = (b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]>'
             b"<root><common><type>login</type></common></root>")
